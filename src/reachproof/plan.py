@@ -1,0 +1,89 @@
+"""The plan: frozen probe specs, each tied to the rule and hop it serves.
+
+A spec names one vantage × target address × family × probe kind × port set. Port sets stay
+ranges; the engine expands them while probing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reachproof.policy.ast import Action, Severity
+from reachproof.ports import PortSet
+
+
+class ProbeKind(StrEnum):
+    TCP = "tcp"  # SYN or connect, the engine decides
+    UDP = "udp"
+    ICMP = "icmp"
+    HTTP = "http"  # fetch a path, record status and the identity the app answers with
+    WEBSOCKET = "websocket"  # complete the 101 handshake and exchange one message
+    CHECK = "check"  # an in-container check (cluster-env, training-env, hostnames)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the observation must show for the spec to pass."""
+
+    action: Action
+    closed_ok: bool = False
+    status: int | None = None  # http/websocket: the status the final answer must have
+    identity: str | None = None  # http/websocket: text the app's answer must contain
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    id: str  # unique and stable within the plan: rule/statement/hop/…
+    rule_id: str
+    statement: int  # index of the statement in the rule's body
+    hop: int  # index of the hop in the statement's chain (0 for single-step statements)
+    vantage: str | None  # None: the source host has no vantage; the spec cannot be observed
+    source: str  # host name
+    target: str  # host name
+    address: str | None  # None for in-container checks
+    family: int | None  # 4 or 6; None for in-container checks
+    kind: ProbeKind
+    ports: PortSet
+    expect: Expectation
+    resolve: str | None = None  # a hostname to resolve at the vantage instead of `address`
+    params: tuple[tuple[str, str], ...] = ()  # kind-specific: http path, check name, expected values
+
+    def param(self, key: str) -> str | None:
+        return next((v for k, v in self.params if k == key), None)
+
+
+@dataclass(frozen=True)
+class HopPlan:
+    """One hop of one statement of a rule, with the specs that observe it."""
+
+    statement: int
+    hop: int
+    label: str  # "user → webserver:web"
+    action: Action
+    spec_ids: tuple[str, ...]
+    empty_reason: str | None = None  # why the hop has no targets, when it has none
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    rule_id: str
+    title: str
+    severity: Severity
+    advisory: bool
+    line: int
+    sources: tuple[str, ...]
+    hops: tuple[HopPlan, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    policy_name: str
+    rules: tuple[RulePlan, ...]
+    specs: tuple[ProbeSpec, ...]
+
+    def spec(self, spec_id: str) -> ProbeSpec:
+        for spec in self.specs:
+            if spec.id == spec_id:
+                return spec
+        raise KeyError(spec_id)

@@ -1,0 +1,1 @@
+"""The policy DSL: grammar, AST, parser with positioned errors, semantic checks, compiler."""
