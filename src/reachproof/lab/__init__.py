@@ -1,0 +1,1 @@
+"""The lab: a reference Backend.AI deployment in network namespaces, with named faults."""

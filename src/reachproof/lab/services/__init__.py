@@ -1,0 +1,1 @@
+"""The lab's services: one asyncio supervisor listening inside every lab namespace."""
