@@ -76,6 +76,7 @@ class ServiceDef:
     items: tuple[PortItem, ...]
     sample: int | None = None
     pos: Pos = field(default=NOWHERE, compare=False)
+    sample_pos: Pos = field(default=NOWHERE, compare=False)  # of N, for `sample < 1`
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class FlowStmt:
     scope: Scope | None = None
     by_hostname: bool = False
     pos: Pos = field(default=NOWHERE, compare=False)
+    # Where each modifier was written, so a misplaced one is reported at its own token.
+    closed_ok_pos: Pos = field(default=NOWHERE, compare=False)
+    by_hostname_pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class ExpectStmt:
     path: str = "/"
     status: int | None = None
     pos: Pos = field(default=NOWHERE, compare=False)
+    status_pos: Pos = field(default=NOWHERE, compare=False)  # of N, for a status out of range
 
 
 Statement = FlowStmt | CheckStmt | ExpectStmt
@@ -178,6 +183,7 @@ class Policy:
     rules: tuple[Rule, ...] = ()
     path: str = field(default="<policy>", compare=False)
     text: str = field(default="", compare=False, repr=False)
+    pos: Pos = field(default=NOWHERE, compare=False)  # of the name string
 
     def service(self, name: str) -> ServiceDef | None:
         return next((s for s in self.services if s.name.text == name), None)
