@@ -68,10 +68,10 @@ class PortSet:
             part = part.strip()
             if not part:
                 raise ValueError(f"empty port in {text!r}")
-            first_s, _, last_s = part.partition("-")
+            first_s, dash, last_s = part.partition("-")
             try:
                 first = int(first_s)
-                last = int(last_s) if last_s else first
+                last = int(last_s) if dash else first
             except ValueError as exc:
                 raise ValueError(f"not a port or range: {part!r}") from exc
             if first > last:

@@ -1,0 +1,128 @@
+"""The `reachproof` command: parse arguments, call the core, render, exit.
+
+Exit codes (one meaning everywhere): 0 every rule holds, 1 a rule FAILED, 2 invalid input
+(command line, policy, inventory) or a missing prerequisite, 3 no FAIL but something
+INCONCLUSIVE. A user mistake never shows a traceback; an internal bug always does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from reachproof import __version__
+from reachproof.errors import ReachproofError
+
+app = typer.Typer(
+    name="reachproof",
+    help=(
+        "Prove that a cluster's network behaves as its security documentation says: probe from "
+        "the vantage points that matter, judge every documented rule PASS / FAIL / "
+        "INCONCLUSIVE with evidence.\n\n"
+        "Exit codes: 0 every rule holds; 1 a rule failed; 2 invalid input; "
+        "3 nothing failed but something could not be decided."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+stderr = Console(stderr=True, highlight=False)
+
+
+class PlanFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+PolicyOpt = Annotated[
+    Path, typer.Option("--policy", "-P", help="Policy file (the documented rules, in the DSL).")
+]
+InventoryOpt = Annotated[
+    Path,
+    typer.Option("--inventory", "-i", help="Inventory file (YAML: vantages, hosts, sessions, apps)."),
+]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn reachproof's own errors into a message on stderr and their exit code."""
+    try:
+        yield
+    except ReachproofError as exc:
+        stderr.print(f"[bold red]error:[/] {_escape(str(exc))}")
+        raise typer.Exit(exc.exit_code) from exc
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reachproof {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """reachproof: network security conformance checker."""
+
+
+@policy_app.command("lint")
+def policy_lint(
+    policy: Annotated[Path, typer.Argument(help="Policy file to check.")],
+) -> None:
+    """Parse POLICY and check every reference in it; exit 0 if valid, 2 if not."""
+    from reachproof.policy.parse import load_policy
+
+    with user_errors():
+        parsed = load_policy(policy)
+    typer.echo(
+        f"{policy}: ok — {len(parsed.rules)} rules, {len(parsed.roles)} roles, "
+        f"{len(parsed.zones)} zones, {len(parsed.services)} services"
+    )
+
+
+@app.command("plan")
+def plan_command(
+    policy: PolicyOpt,
+    inventory: InventoryOpt,
+    output_format: Annotated[
+        PlanFormat,
+        typer.Option("--format", "-f", help="table: a summary per rule and hop; json: every spec."),
+    ] = PlanFormat.TABLE,
+) -> None:
+    """Compile POLICY against INVENTORY and show what would be probed, without probing."""
+    from reachproof.api import prepare
+    from reachproof.report.plan_view import render_plan_json, render_plan_summary
+
+    with user_errors():
+        prepared = prepare(policy, inventory)
+    if output_format is PlanFormat.JSON:
+        sys.stdout.write(render_plan_json(prepared.plan))
+    else:
+        render_plan_summary(prepared.plan, Console(highlight=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    command: Callable[..., object] = typer.main.get_command(app)
+    command(args=argv, prog_name="reachproof")

@@ -1,0 +1,121 @@
+"""An in-repo fake observation source: a declarative network for unit tests of the pure core.
+
+`FakeNetwork` answers every spec of a plan from a list of facts (first match wins) and a
+default state, the way the engine would answer from real probes; checks read the vantage's
+environment from the inventory (the real worker reads its own process environment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reachproof.checks.cluster_env import cluster_env_problems, training_env_problems
+from reachproof.inventory.model import Inventory
+from reachproof.observation import Observation, PortResult, PortState
+from reachproof.plan import Plan, ProbeKind, ProbeSpec
+from reachproof.ports import PortSet
+
+_REASONS = {
+    PortState.OPEN: "syn-ack",
+    PortState.CLOSED: "rst",
+    PortState.FILTERED: "timeout",
+    PortState.PROHIBITED: "icmp-admin-prohibited",
+    PortState.UNREACHABLE: "icmp-host-unreachable",
+    PortState.OPEN_FILTERED: "timeout",
+    PortState.ERROR: "worker died",
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Ports `ports` of `target` (host name, or "*") seen from `source` ("*": any) are `state`.
+
+    `kind` narrows the fact to one probe kind ("*": any); for http/websocket facts,
+    `status`, `identity` and `websocket` describe the answer.
+    """
+
+    source: str
+    target: str
+    state: PortState
+    ports: PortSet = field(default_factory=lambda: PortSet.parse("1-65535"))
+    kind: str = "*"
+    status: int = 200
+    identity: str | None = None
+    websocket: str = "ok"
+
+    def matches(self, spec: ProbeSpec) -> bool:
+        return (
+            self.source in ("*", spec.source)
+            and self.target in ("*", spec.target)
+            and self.kind in ("*", str(spec.kind))
+        )
+
+
+@dataclass
+class FakeNetwork:
+    inventory: Inventory
+    facts: list[Fact] = field(default_factory=list)
+    default: PortState = PortState.FILTERED
+    attempts: int = 2
+    broken_vantages: frozenset[str] = frozenset()
+
+    def observe(self, plan: Plan) -> tuple[Observation, ...]:
+        return tuple(self.observe_spec(s) for s in plan.specs if s.vantage is not None)
+
+    def observe_spec(self, spec: ProbeSpec) -> Observation:
+        if spec.vantage in self.broken_vantages:
+            return Observation(spec.id, error=f"vantage {spec.vantage!r} could not start")
+        if spec.kind is ProbeKind.CHECK:
+            return self._check(spec)
+        if spec.kind in (ProbeKind.HTTP, ProbeKind.WEBSOCKET):
+            return self._app(spec)
+        return Observation(spec.id, tuple(self._ports(spec)))
+
+    def _ports(self, spec: ProbeSpec) -> Iterable[PortResult]:
+        remaining = spec.ports
+        for fact in self.facts:
+            if not fact.matches(spec):
+                continue
+            hit = remaining.difference(remaining.difference(fact.ports))
+            if hit:
+                yield self._result(hit, fact.state)
+                remaining = remaining.difference(hit)
+        if remaining:
+            yield self._result(remaining, self.default)
+
+    def _result(self, ports: PortSet, state: PortState) -> PortResult:
+        silent = state in (PortState.FILTERED, PortState.OPEN_FILTERED)
+        return PortResult(
+            ports=ports,
+            state=state,
+            reason=_REASONS[state],
+            attempts=self.attempts if silent else 1,
+            rtt_ms=None if silent else 0.5,
+            ttl=None if silent else 64,
+        )
+
+    def _app(self, spec: ProbeSpec) -> Observation:
+        fact = next((f for f in self.facts if f.matches(spec) and spec.ports.ranges[0].first
+                     in f.ports), None)
+        state = fact.state if fact else self.default
+        result = self._result(spec.ports, state)
+        if state is not PortState.OPEN or fact is None:
+            return Observation(spec.id, (result,))
+        detail = [("status", str(fact.status)), ("identity", fact.identity or "")]
+        if spec.kind is ProbeKind.WEBSOCKET:
+            detail.append(("websocket", fact.websocket))
+        return Observation(spec.id, (result,), tuple(detail))
+
+    def _check(self, spec: ProbeSpec) -> Observation:
+        vantage = self.inventory.vantage(spec.vantage or "")
+        env = vantage.environment() if vantage else {}
+        name = spec.param("check") or ""
+        expected = {k.removeprefix("expect."): v for k, v in spec.params if k.startswith("expect.")}
+        if name == "cluster-env":
+            problems = cluster_env_problems(env, expected)
+        elif name == "training-env":
+            problems = training_env_problems(env)
+        else:
+            problems = []
+        return Observation(spec.id, detail=(("ran", name), *(("problem", p) for p in problems)))

@@ -1,0 +1,395 @@
+"""Policy × inventory → Plan.
+
+Each hop of each statement becomes one ProbeSpec per source host × target host × target
+address × protocol; port sets stay ranges. Every target with an IPv6 address gets the same
+specs over IPv6. Hops that resolve to nothing keep the reason, so the verdict can say why the
+rule is INCONCLUSIVE instead of passing over it silently.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from reachproof.errors import Diagnostic, InventoryError
+from reachproof.inventory.model import CONTAINER_ROLE, Host, Inventory, IPAddress, SessionMode
+from reachproof.plan import Expectation, HopPlan, Plan, ProbeKind, ProbeSpec, RulePlan
+from reachproof.policy.ast import (
+    Action,
+    CheckStmt,
+    Endpoint,
+    ExpectKind,
+    ExpectStmt,
+    FlowStmt,
+    Policy,
+    PortItem,
+    Rule,
+    Scope,
+    ScopeKind,
+    ServiceRef,
+)
+from reachproof.ports import PortSet, Ports, merge_ports
+
+ARROW = "→"
+
+
+def compile_plan(policy: Policy, inventory: Inventory) -> Plan:
+    """Raises InventoryError when the inventory uses a role or zone the policy does not declare."""
+    _check_vocabulary(policy, inventory)
+    compiler = _Compiler(policy, inventory)
+    rules = tuple(compiler.rule(rule) for rule in policy.rules)
+    return Plan(policy_name=policy.name, rules=rules, specs=tuple(compiler.specs))
+
+
+def _check_vocabulary(policy: Policy, inventory: Inventory) -> None:
+    from reachproof.inventory.load import check_vocabulary
+
+    zones = {z.name.text: frozenset(r.text for r in z.roles) for z in policy.zones}
+    diagnostics = check_vocabulary(inventory, policy.role_names(), zones)
+    if diagnostics:
+        raise InventoryError(list(diagnostics), source=_inventory_text(inventory))
+
+
+def _inventory_text(inventory: Inventory) -> str | None:
+    try:
+        with open(inventory.path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Target:
+    host: Host
+    ports: tuple[Ports, ...]
+
+
+class _Compiler:
+    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+        self.policy = policy
+        self.inventory = inventory
+        self.specs: list[ProbeSpec] = []
+        self._sampled: dict[str, tuple[Ports, ...]] = {}
+        self.modes = {s.id: s.mode for s in inventory.sessions}
+
+    # --- rules and statements -------------------------------------------------------------
+
+    def rule(self, rule: Rule) -> RulePlan:
+        hops: list[HopPlan] = []
+        for index, stmt in enumerate(rule.body):
+            if isinstance(stmt, FlowStmt):
+                hops.extend(self.flow(rule, index, stmt))
+            elif isinstance(stmt, CheckStmt):
+                hops.append(self.check(rule, index, stmt))
+            else:
+                hops.append(self.expect(rule, index, stmt))
+        return RulePlan(
+            rule_id=rule.id.text,
+            title=rule.title,
+            severity=rule.severity,
+            advisory=rule.advisory,
+            line=rule.pos.line,
+            sources=rule.sources,
+            hops=tuple(hops),
+        )
+
+    def flow(self, rule: Rule, index: int, stmt: FlowStmt) -> Iterator[HopPlan]:
+        for hop in range(1, len(stmt.chain)):
+            source_ep, target_ep = stmt.chain[hop - 1], stmt.chain[hop]
+            label = f"{_endpoint_label(source_ep)} {ARROW} {_endpoint_label(target_ep)}"
+            sources = self.resolve(source_ep)
+            targets = self.resolve(target_ep)
+            ids: list[str] = []
+            for source, target in _pairs(sources, targets, stmt.scope, self.modes):
+                ports = self.target_ports(target_ep, target, stmt.excepts)
+                for address in _addresses(target, stmt.scope):
+                    for item in ports:
+                        spec = ProbeSpec(
+                            id=_spec_id(rule, index, hop, source, target, str(address), item),
+                            rule_id=rule.id.text,
+                            statement=index,
+                            hop=hop - 1,
+                            vantage=source.vantage,
+                            source=source.name,
+                            target=target.name,
+                            address=str(address),
+                            family=address.version,
+                            kind=ProbeKind(item.protocol.value),
+                            ports=item.ports,
+                            expect=Expectation(stmt.action, closed_ok=stmt.closed_ok),
+                            resolve=_hostname(target) if stmt.by_hostname else None,
+                        )
+                        self.specs.append(spec)
+                        ids.append(spec.id)
+            yield HopPlan(
+                statement=index,
+                hop=hop - 1,
+                label=_flow_label(stmt, label),
+                action=stmt.action,
+                spec_ids=tuple(ids),
+                empty_reason=None if ids else _empty_reason(source_ep, target_ep, sources, targets),
+            )
+
+    def check(self, rule: Rule, index: int, stmt: CheckStmt) -> HopPlan:
+        ids: list[str] = []
+        for host in self.inventory.hosts_with_role(CONTAINER_ROLE):
+            if not _mode_matches(host, stmt.scope, self.modes):
+                continue
+            spec = ProbeSpec(
+                id=f"{rule.id.text}/{index}/check/{stmt.name.text}/{host.name}",
+                rule_id=rule.id.text,
+                statement=index,
+                hop=0,
+                vantage=host.vantage,
+                source=host.name,
+                target=host.name,
+                address=None,
+                family=None,
+                kind=ProbeKind.CHECK,
+                ports=PortSet(),
+                expect=Expectation(Action.ALLOW),
+                params=(("check", stmt.name.text), *self._expected_cluster(host)),
+            )
+            self.specs.append(spec)
+            ids.append(spec.id)
+        return HopPlan(
+            statement=index,
+            hop=0,
+            label=f"check {stmt.name.text} in every container"
+            + (f" ({stmt.scope.kind} {stmt.scope.mode or ''})".rstrip() if stmt.scope else ""),
+            action=Action.ALLOW,
+            spec_ids=tuple(ids),
+            empty_reason=None if ids else "the inventory has no session containers in scope",
+        )
+
+    def expect(self, rule: Rule, index: int, stmt: ExpectStmt) -> HopPlan:
+        proxies = {h.name for h in self.resolve(stmt.via)}
+        apps = [
+            app
+            for app in self.inventory.apps
+            if app.proxy in proxies and (stmt.app is None or app.name == stmt.app)
+        ]
+        kind = ProbeKind.HTTP if stmt.kind is ExpectKind.HTTP else ProbeKind.WEBSOCKET
+        ids: list[str] = []
+        sources = self.resolve(stmt.source)
+        for source in sources:
+            for app in apps:
+                path = stmt.path if stmt.path != "/" else app.path
+                spec = ProbeSpec(
+                    id=f"{rule.id.text}/{index}/{kind}/{source.name}>{app.session}:{app.name}",
+                    rule_id=rule.id.text,
+                    statement=index,
+                    hop=0,
+                    vantage=source.vantage,
+                    source=source.name,
+                    target=app.proxy,
+                    address=str(app.address),
+                    family=app.address.version,
+                    kind=kind,
+                    ports=PortSet.of([app.port]),
+                    expect=Expectation(Action.ALLOW, status=stmt.status, identity=app.identity),
+                    params=(
+                        ("path", path),
+                        ("app", app.name),
+                        ("session", app.session),
+                        ("container", app.container),
+                    ),
+                )
+                self.specs.append(spec)
+                ids.append(spec.id)
+        app_label = "every app" if stmt.app is None else f"app {stmt.app!r}"
+        reason = None
+        if not ids:
+            reason = (
+                f"no host has role or zone {stmt.source.name.text!r}"
+                if not sources
+                else f"the inventory publishes no {app_label} through {stmt.via.name.text!r}"
+            )
+        return HopPlan(
+            statement=index,
+            hop=0,
+            label=f"{stmt.kind} {_endpoint_label(stmt.source)} {ARROW} "
+            f"{_endpoint_label(stmt.via)} {ARROW} {app_label}",
+            action=Action.ALLOW,
+            spec_ids=tuple(ids),
+            empty_reason=reason,
+        )
+
+    # --- resolution ------------------------------------------------------------------------
+
+    def resolve(self, endpoint: Endpoint) -> tuple[Host, ...]:
+        name = endpoint.name.text
+        zone = self.policy.zone(name)
+        roles = {r.text for r in zone.roles} if zone else {name}
+        hosts = [h for h in self.inventory.hosts if h.role in roles]
+        if endpoint.selector is not None:
+            hosts = [h for h in hosts if _selected(h, endpoint.selector.text)]
+        return tuple(hosts)
+
+    def target_ports(
+        self, endpoint: Endpoint, host: Host, excepts: Sequence[Endpoint]
+    ) -> tuple[Ports, ...]:
+        ports = self.ports_for(endpoint, host)
+        for exc in excepts:
+            if host in self.resolve(exc):
+                cut = {p.protocol: p.ports for p in self.ports_for(exc, host)}
+                ports = tuple(
+                    Ports(p.protocol, p.ports.difference(cut.get(p.protocol, PortSet())))
+                    for p in ports
+                )
+        return tuple(p for p in ports if p.ports)
+
+    def ports_for(self, endpoint: Endpoint, host: Host) -> tuple[Ports, ...]:
+        items: list[Ports] = []
+        for spec in endpoint.ports:
+            if isinstance(spec, PortItem):
+                items.append(Ports(spec.protocol, PortSet.of([(spec.first, spec.last)])))
+                continue
+            override = host.service_ports(spec.name)
+            items.extend(override if override is not None else self.service_ports(spec))
+        return merge_ports(items)
+
+    def service_ports(self, ref: ServiceRef) -> tuple[Ports, ...]:
+        cached = self._sampled.get(ref.name)
+        if cached is not None:
+            return cached
+        service = self.policy.service(ref.name)
+        if service is None:  # the semantic pass rejects this; keep the compiler total anyway
+            return ()
+        merged = merge_ports(
+            Ports(i.protocol, PortSet.of([(i.first, i.last)])) for i in service.items
+        )
+        if service.sample is not None:
+            # Seeded by the service name so the same policy always probes the same ports.
+            seed = zlib.crc32(service.name.text.encode())
+            merged = tuple(
+                Ports(p.protocol, p.ports.sample(service.sample, seed + i))
+                for i, p in enumerate(merged)
+            )
+        self._sampled[ref.name] = merged
+        return merged
+
+    def _expected_cluster(self, host: Host) -> tuple[tuple[str, str], ...]:
+        info = host.container
+        if info is None:
+            return ()
+        session = self.inventory.session(info.session)
+        names = [self.inventory.host(n) for n in session.containers] if session else []
+        hostnames = ",".join(h.container.hostname for h in names if h and h.container)
+        return (
+            ("expect.hosts", hostnames),
+            ("expect.host", info.hostname),
+            ("expect.role", info.cluster_role),
+            ("expect.idx", str(info.index)),
+            ("expect.local_rank", str(info.local_rank)),
+        )
+
+
+# --- pairing and addressing -------------------------------------------------------------------
+
+
+def _pairs(
+    sources: Sequence[Host],
+    targets: Sequence[Host],
+    scope: Scope | None,
+    modes: dict[str, SessionMode],
+) -> Iterator[tuple[Host, Host]]:
+    for source in sources:
+        for target in targets:
+            if source.name != target.name and _paired(source, target, scope, modes):
+                yield source, target
+
+
+def _paired(source: Host, target: Host, scope: Scope | None, modes: dict[str, SessionMode]) -> bool:
+    if scope is None:
+        return True
+    s, t = source.container, target.container
+    if scope.kind is ScopeKind.WITHIN_AGENT:
+        if s is not None and t is not None:
+            return s.agent == t.agent
+        if t is not None:
+            return t.agent == source.name
+        return s is not None and s.agent == target.name
+    if s is None or t is None:
+        return False
+    if scope.kind is ScopeKind.ACROSS_SESSIONS:
+        return s.session != t.session
+    return s.session == t.session and _mode_matches(source, scope, modes)
+
+
+def _mode_matches(host: Host, scope: Scope | None, modes: dict[str, SessionMode]) -> bool:
+    if scope is None or scope.mode is None:
+        return True
+    return host.container is not None and modes.get(host.container.session) == scope.mode
+
+
+def _addresses(target: Host, scope: Scope | None) -> tuple[IPAddress, ...]:
+    """Which of the target's addresses a hop probes.
+
+    Within a session peers talk over the session's private network; an agent reaches its
+    containers on the default network; everyone else must be blocked on every address.
+    """
+    if scope is not None and scope.kind is ScopeKind.WITHIN_SESSION:
+        return target.cluster_addresses() or target.primary_addresses()
+    if scope is not None and scope.kind is ScopeKind.WITHIN_AGENT:
+        return target.primary_addresses()
+    return target.all_addresses()
+
+
+def _selected(host: Host, selector: str) -> bool:
+    if host.name == selector:
+        return True
+    info = host.container
+    return info is not None and selector in (info.hostname, info.cluster_role)
+
+
+def _hostname(host: Host) -> str:
+    return host.container.hostname if host.container else host.name
+
+
+# --- labels and ids ---------------------------------------------------------------------------
+
+
+def _spec_id(
+    rule: Rule, index: int, hop: int, source: Host, target: Host, address: str, item: Ports
+) -> str:
+    return f"{rule.id.text}/{index}/{hop - 1}/{source.name}>{target.name}/{address}/{item.protocol}"
+
+
+def _endpoint_label(endpoint: Endpoint) -> str:
+    text = endpoint.name.text
+    if endpoint.selector is not None:
+        text += f"[{endpoint.selector.text}]"
+    if endpoint.ports:
+        text += ":" + ", ".join(_port_spec_label(p) for p in endpoint.ports)
+    return text
+
+
+def _port_spec_label(spec: PortItem | ServiceRef) -> str:
+    if isinstance(spec, ServiceRef):
+        return spec.name
+    ports = PortSet.of([(spec.first, spec.last)])
+    return f"{spec.protocol}/{ports}"
+
+
+def _flow_label(stmt: FlowStmt, label: str) -> str:
+    extras = [f"except {_endpoint_label(e)}" for e in stmt.excepts]
+    if stmt.closed_ok:
+        extras.append("closed-ok")
+    if stmt.scope is not None:
+        extras.append(f"{stmt.scope.kind} {stmt.scope.mode or ''}".rstrip())
+    if stmt.by_hostname:
+        extras.append("by hostname")
+    return " ".join([f"{stmt.action} {label}", *extras])
+
+
+def _empty_reason(
+    source_ep: Endpoint, target_ep: Endpoint, sources: Sequence[Host], targets: Sequence[Host]
+) -> str:
+    if not sources:
+        return f"no host in the inventory matches {_endpoint_label(source_ep)!r}"
+    if not targets:
+        return f"no host in the inventory matches {_endpoint_label(target_ep)!r}"
+    return "no source and target pair in scope, or every port was excepted"
+

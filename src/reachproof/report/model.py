@@ -1,0 +1,70 @@
+"""The report: rule verdicts with evidence, and the one place the exit code is decided."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from reachproof import __version__
+from reachproof.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
+from reachproof.observation import Observation
+from reachproof.verdict import RuleVerdict, Verdict
+
+SCHEMA = "reachproof.report/1"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str) -> InputFile:
+        try:
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            digest = ""
+        return cls(path, digest)
+
+
+@dataclass(frozen=True)
+class Report:
+    policy_name: str
+    policy: InputFile
+    inventory: InputFile
+    started: datetime
+    finished: datetime
+    rules: tuple[RuleVerdict, ...]
+    observations: tuple[Observation, ...] = ()
+    tool_version: str = __version__
+
+    def counts(self) -> dict[Verdict, int]:
+        counter = Counter(r.verdict for r in self.rules)
+        return {v: counter.get(v, 0) for v in Verdict}
+
+    @property
+    def probes(self) -> int:
+        return sum(h.probes for r in self.rules for h in r.hops)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all rules pass (WARN included), 1 any FAIL, 3 no FAIL but something INCONCLUSIVE.
+
+        An empty report decides nothing and is INCONCLUSIVE, never a pass.
+        """
+        counts = self.counts()
+        if counts[Verdict.FAIL]:
+            return EXIT_FAIL
+        if counts[Verdict.INCONCLUSIVE] or not self.rules:
+            return EXIT_INCONCLUSIVE
+        return EXIT_PASS
+
+    def exit_meaning(self) -> str:
+        return {
+            EXIT_PASS: "every rule holds",
+            EXIT_FAIL: "at least one rule FAILED",
+            EXIT_INCONCLUSIVE: "no rule failed, but something could not be decided",
+        }[self.exit_code]

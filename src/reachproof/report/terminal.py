@@ -1,0 +1,117 @@
+"""The terminal report for security reviews: one line per documented rule, chains hop by hop,
+the evidence of every failure and of everything undecided, then a summary."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from reachproof.report.model import Report
+from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
+
+MARKS = {
+    Verdict.PASS: ("✓", "green"),
+    Verdict.FAIL: ("✗", "bold red"),
+    Verdict.WARN: ("!", "yellow"),
+    Verdict.INCONCLUSIVE: ("?", "magenta"),
+}
+# Evidence lines shown per hop before summarising the rest; the JSON report keeps them all.
+EVIDENCE_LINES = 8
+
+
+def render_terminal(report: Report, console: Console) -> None:
+    console.print(
+        Text.assemble(
+            ("reachproof ", "bold"),
+            report.tool_version,
+            " — ",
+            (report.policy_name, "bold"),
+        )
+    )
+    console.print(f"policy    {escape(report.policy.path)}", highlight=False)
+    console.print(f"inventory {escape(report.inventory.path)}", highlight=False)
+    console.print()
+    width = max((len(r.rule_id) for r in report.rules), default=2)
+    for rule in report.rules:
+        _rule(console, rule, width)
+    console.print()
+    _summary(console, report)
+
+
+def _rule(console: Console, rule: RuleVerdict, width: int) -> None:
+    mark, style = MARKS[rule.verdict]
+    line = Text.assemble(
+        (f" {mark} ", style),
+        (f"{rule.verdict:<12} ", style),
+        (f"{rule.rule_id:<{width}}  ", "bold"),
+        rule.title,
+        (f"  [{rule.severity}]", "dim"),
+    )
+    console.print(line)
+    for hop in rule.hops:
+        _hop(console, hop, show_evidence=rule.verdict is not Verdict.PASS)
+
+
+def _hop(console: Console, hop: HopVerdict, show_evidence: bool) -> None:
+    mark, style = MARKS[hop.verdict]
+    console.print(
+        Text.assemble(
+            "      ",
+            (f"{mark} ", style),
+            hop.label,
+            (f"  ({hop.probes} probe{'s' if hop.probes != 1 else ''})", "dim"),
+        )
+    )
+    if not show_evidence or hop.verdict is Verdict.PASS:
+        return
+    if not hop.evidence:
+        console.print(Text(f"          {hop.reason}", style=style))
+        return
+    relevant = [e for e in hop.evidence if e.verdict is hop.verdict]
+    for item in relevant[:EVIDENCE_LINES]:
+        console.print(_evidence_line(item))
+    if len(relevant) > EVIDENCE_LINES:
+        console.print(
+            Text(
+                f"          … {len(relevant) - EVIDENCE_LINES} more (see the JSON report)",
+                style="dim",
+            )
+        )
+
+
+def _evidence_line(item: Evidence) -> Text:
+    mark, style = MARKS[item.verdict]
+    where = item.address or item.target
+    if item.family == 6 and item.address:
+        where = f"[{item.address}]"
+    target = f"{item.target} {where}" if item.address else item.target
+    ports = f" {item.kind}/{item.ports}" if item.ports else f" {item.kind}"
+    facts = [item.state]
+    if item.reason:
+        facts.append(item.reason)
+    if item.attempts:
+        facts.append(f"{item.attempts} attempt{'s' if item.attempts != 1 else ''}")
+    if item.rtt_ms is not None:
+        facts.append(f"{item.rtt_ms:.1f} ms")
+    if item.ttl is not None:
+        facts.append(f"ttl {item.ttl}")
+    vantage = item.vantage or "no vantage"
+    return Text.assemble(
+        "          ",
+        (f"{mark} ", style),
+        f"{item.source} ({vantage}) → {target}{ports}  ",
+        (", ".join(facts), style),
+        (f" — {item.note}", "dim"),
+    )
+
+
+def _summary(console: Console, report: Report) -> None:
+    counts = report.counts()
+    parts = [
+        Text(f"{counts[v]} {v}", style=MARKS[v][1] if counts[v] else "dim") for v in Verdict
+    ]
+    line = Text(f"{len(report.rules)} rules, {report.probes} probes: ")
+    line.append_text(Text(", ").join(parts))
+    console.print(line)
+    console.print(f"exit {report.exit_code}: {report.exit_meaning()}", highlight=False)
