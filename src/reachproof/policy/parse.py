@@ -79,8 +79,8 @@ def load_policy(path: Path) -> Policy:
 # --- parse tree → AST -------------------------------------------------------------------------
 
 # Numbers beyond this many digits are out of every valid range; capping them keeps `int()`
-# away from Python's limit on huge decimal strings while still failing the range checks.
-_MAX_DIGITS = 30
+# below Python's limit on converting huge decimal strings while still failing range checks.
+_MAX_DIGITS = 4000
 _ESCAPE = re.compile(r"\\([\"\\])")
 
 
@@ -395,7 +395,9 @@ def _terminal(name: str) -> str:
     return name
 
 
-def _describe(expected: set[str], prev: str | None) -> str:
+def _describe(expected: set[str], before: list[Token]) -> str:
+    prev = str(before[-1]) if before else None
+    after_rule_id = len(before) >= 2 and before[-2] == "rule"
     keys = {_terminal(n) for n in expected} - _IGNORED
     if keys & _STATEMENT_STARTS:
         keys = (keys - _STATEMENT_STARTS) | {"STATEMENT"}
@@ -412,6 +414,8 @@ def _describe(expected: set[str], prev: str | None) -> str:
             continue
         if key == "NAME" and prev in _NAME_AFTER:
             wording = _NAME_AFTER[prev]
+        elif key == "STRING" and after_rule_id:
+            wording = "the rule title as a quoted string"
         elif key == "STRING" and prev in _STRING_AFTER:
             wording = _STRING_AFTER[prev]
         words.append(wording)
@@ -471,6 +475,9 @@ def _unexpected_token(exc: UnexpectedToken, text: str) -> tuple[Pos, str]:
 
     # The fallback lexer may type a misplaced keyword as a NAME, so keywords go by their text.
     word = "" if at_end else str(tok)
+    dangling = _dangling_separator(before)
+    if dangling is not None:
+        return dangling
     if "ACTION" in expected and "_SOURCE" in expected and (at_end or word == "rule"):
         rule_pos, rule_id = _current_rule(before)
         message = f"rule {rule_id} has no statements (expected allow, reach, deny, check or expect)"
@@ -490,10 +497,37 @@ def _unexpected_token(exc: UnexpectedToken, text: str) -> tuple[Pos, str]:
     elif word == "source" and "ACTION" in expected:
         message = "a rule's 'source' lines come before its statements"
     else:
-        message = f"expected {_describe(expected, prev)}{after}"
+        message = f"expected {_describe(expected, before)}{after}"
         if not at_end:
             message += f", found {found}"
     return pos, ("unexpected end of file: " + message if at_end else message)
+
+
+# A separator at the end of a line makes the keyword that starts the next line a name (keywords
+# are names wherever a name is expected), so the error surfaces one token later than the
+# mistake. These say what the separator wanted.
+_SEPARATOR_WANTS = {
+    "->": "a role or zone name",
+    ":": "a port such as tcp/443 or a service name",
+    ",": "another item",
+    "=": "a port or role list",
+}
+_LINE_STARTERS = frozenset(
+    {"policy", "source", "role", "zone", "service", "rule"}
+    | {"allow", "reach", "deny", "check", "expect"}
+)
+
+
+def _dangling_separator(before: list[Token]) -> tuple[Pos, str] | None:
+    if len(before) < 2:
+        return None
+    separator, word = before[-2], before[-1]
+    if separator not in _SEPARATOR_WANTS or word not in _LINE_STARTERS:
+        return None
+    if separator.line == word.line:
+        return None
+    wants = _SEPARATOR_WANTS[str(separator)]
+    return _pos(word), f"expected {wants} after '{separator}', found the keyword '{word}'"
 
 
 def _current_rule(before: list[Token]) -> tuple[Pos, str]:
@@ -521,7 +555,7 @@ def _unexpected_character(exc: UnexpectedCharacters, text: str) -> tuple[Pos, st
             prev
         ), f"unknown protocol {_shown(str(prev))} (expected tcp or udp, as in tcp/443)"
     after = f" after {_shown(str(prev))}" if prev is not None else ""
-    expected = _describe(set(exc.allowed or ()), str(prev) if prev is not None else None)
+    expected = _describe(set(exc.allowed or ()), before)
     return pos, f"unexpected character {char!r}: expected {expected}{after}"
 
 
