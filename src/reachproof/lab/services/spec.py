@@ -15,9 +15,9 @@ from typing import Any
 class ServiceKind(StrEnum):
     BANNER = "banner"  # sends `identity` as a banner line on connect (SSH-like, databases, RPC)
     HTTP = "http"  # HTTP/1.1; every answer's body contains `identity`
-    WS_ECHO = "ws-echo"  # HTTP like `http`, plus a WebSocket upgrade that echoes messages (ttyd-like)
+    WS_ECHO = "ws-echo"  # `http` plus a WebSocket upgrade that echoes messages (ttyd-like)
     WEBSERVER = "webserver"  # HTTP; `/api/…` is forwarded to upstreams[0] (the manager)
-    MANAGER = "manager"  # HTTP; `/api/agents` connects to every upstream (agent RPC) and reports each
+    MANAGER = "manager"  # HTTP; `/api/agents` connects to each upstream (agent RPC), reports each
     APPPROXY_WORKER = "appproxy-worker"  # HTTP+WebSocket reverse proxy to upstreams[0]; none: 400
 
 
