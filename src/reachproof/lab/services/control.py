@@ -87,12 +87,17 @@ def supervisor_pid(state_dir: Path) -> int | None:
     return pid if MODULE.encode() in cmdline and process_alive(pid) else None
 
 
-def start_supervisor(plan: ServicePlan, state_dir: Path, *, timeout: float = 120.0) -> Ready:
-    """Write the plan, start the daemon, and return once it is ready; LabError with the reason."""
+def start_supervisor(
+    plan: ServicePlan, state_dir: Path, *, timeout: float = 120.0, bind: str = "::"
+) -> Ready:
+    """Write the plan, start the daemon, and return once it is ready; LabError with the reason.
+
+    `bind` other than `::` is for tests that run listeners in the host namespace on loopback.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     plan_path = state_dir / PLAN_FILE
     write_atomic(plan_path, plan.to_json())
-    command = [*daemon_command(plan_path, state_dir), "--wait", f"{timeout:g}"]
+    command = [*daemon_command(plan_path, state_dir), "--wait", f"{timeout:g}", "--bind", bind]
     try:
         # The launcher exits once the daemon reports ready or failed (or after `timeout`).
         done = subprocess.run(
