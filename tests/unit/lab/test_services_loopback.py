@@ -370,3 +370,36 @@ def test_slow_and_bad_clients_do_not_block_others(host: str) -> None:
             assert (await http_get(host, port, "/livez")).status == 200
 
     run(scenario)
+
+
+async def upgraded(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    key = base64.b64encode(os.urandom(16)).decode()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IO_TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+def test_ws_echo_reassembles_fragments_around_a_ping(host: str) -> None:
+    async def scenario() -> None:
+        async with running(host, listener(ServiceKind.WS_ECHO, "ttyd")) as sup:
+            reader, writer = await upgraded(host, sup.ports[0])
+            first = client_frame(0x1, b"hel")
+            writer.write(bytes([first[0] & 0x7F]) + first[1:])  # FIN clear: more to come
+            writer.write(client_frame(0x9, b"p"))
+            writer.write(client_frame(0x0, b"lo"))
+            assert await server_frame(reader) == (0xA, b"p")
+            assert await server_frame(reader) == (0x1, b"hello")
+            writer.write(client_frame(0x1, b"\xff\xfe"))
+            code, payload = await server_frame(reader)
+            assert (code, payload[:2]) == (0x8, struct.pack(">H", 1007))
+            assert await read_all(reader) == b""
+            writer.close()
+
+    run(scenario)
