@@ -209,6 +209,7 @@ def test_services_answer_across_namespaces_over_v4_and_v6(pair: Pair, state_dir:
     )
     ready = start_supervisor(plan, state_dir, timeout=DEADLINE)
     assert (ready.listeners, ready.namespaces) == (7, 2)
+    own = os.readlink("/proc/thread-self/ns/net")
     for address in (pair.server_v4, pair.server_v6):
         with connect_from(client, address, 2200) as sock:
             assert sock.makefile("rb").readline() == b"SSH-2.0-dropbear_2022.83\r\n"
@@ -223,6 +224,7 @@ def test_services_answer_across_namespaces_over_v4_and_v6(pair: Pair, state_dir:
     assert agents[f"{pair.client_v4}:6001"] == "ok"
     assert agents[f"[{pair.client_v6}]:6001"] == "ok"
     assert agents[f"{pair.client_v4}:6002"].startswith("error:")
+    assert os.readlink("/proc/thread-self/ns/net") == own, "socket_in_netns moved our thread"
     # Nothing of it listens in the host namespace.
     with socket.socket() as probe:
         probe.settimeout(IO_TIMEOUT)

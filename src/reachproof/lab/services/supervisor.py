@@ -123,10 +123,10 @@ class Supervisor:
     bind: str = "::"
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_connections: int = MAX_CONNECTIONS
-    running: list[Running] = field(default_factory=list)
-    _fds: NetnsFds = field(default_factory=NetnsFds)
-    _connections: set[asyncio.Task[None]] = field(default_factory=set)
-    _connectors: dict[str, Connect] = field(default_factory=dict)
+    running: list[Running] = field(init=False, default_factory=list)
+    _fds: NetnsFds = field(init=False, default_factory=NetnsFds)
+    _connections: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    _connectors: dict[str, Connect] = field(init=False, default_factory=dict)
 
     @property
     def ports(self) -> tuple[int, ...]:
