@@ -36,8 +36,16 @@ def _flow_map(dumper: yaml.SafeDumper, data: _FlowMap) -> yaml.Node:
     return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
 
 
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # PyYAML folds a Unicode line break (NEL, LS, PS) in a single-quoted scalar into a space;
+    # double quotes escape it (\N, \L, \P) so the text loads back unchanged.
+    style = '"' if any(c in data for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
 _Dumper.add_representer(_Flow, _flow_list)
 _Dumper.add_representer(_FlowMap, _flow_map)
+_Dumper.add_representer(str, _str)
 
 
 def dump_inventory(inventory: Inventory) -> str:
@@ -75,8 +83,7 @@ def _vantage(vantage: Vantage) -> dict[str, Any]:
         out["python"] = vantage.python
     if vantage.env:
         out["env"] = dict(vantage.env)
-        return out
-    return _FlowMap(out)
+    return out if vantage.env or vantage.command else _FlowMap(out)
 
 
 def _addresses(addresses: tuple[IPAddress, ...]) -> str | _Flow:

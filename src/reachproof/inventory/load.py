@@ -121,7 +121,7 @@ def check_vocabulary(
                 f"(declared zones: {declared_zones})"
             )
             out.append(Diagnostic.at(inventory.path, host.pos, message))
-        elif host.role not in members:
+        elif host.role in roles and host.role not in members:
             message = (
                 f"host {host.name!r}: zone {host.zone!r} does not hold role {host.role!r} "
                 f"(the policy puts {', '.join(sorted(members)) or 'no roles'} in it)"
@@ -154,9 +154,8 @@ class _Declared:
     """Names declared so far, including those whose definition has errors (no cascades)."""
 
     vantages: set[str] = field(default_factory=set)
-    hosts: dict[str, Host | None] = field(default_factory=dict)
-    host_lines: dict[str, int] = field(default_factory=dict)
-    sessions: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    hosts: dict[str, Host | None] = field(default_factory=dict)  # None: declared, broken
+    sessions: dict[str, dict[str, str] | None] = field(default_factory=dict)  # hostname → host
 
 
 class _Loader(NodeReader):
@@ -202,9 +201,7 @@ class _Loader(NodeReader):
 
     # sections
 
-    def section_entries(
-        self, top: dict[str, Node], key: str
-    ) -> list[tuple[str, ScalarNode, Node]]:
+    def section_entries(self, top: dict[str, Node], key: str) -> list[tuple[str, ScalarNode, Node]]:
         node = top.get(key)
         if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
             return []
@@ -317,7 +314,6 @@ class _Loader(NodeReader):
         if self.name(key_node, "host name", _NAME, _NAME_RULE) is None:
             return None
         self.declared.hosts[name] = None
-        self.declared.host_lines[name] = pos_of(key_node).line
         fields = self.fields(node, what, key_node, ("role",), _HOST_KEYS)
         if fields is None or "role" not in fields:
             return None
@@ -419,14 +415,16 @@ class _Loader(NodeReader):
             return None
         self.declared.sessions[session_id] = None
         fields = self.fields(node, what, key_node, ("mode", "containers"), ())
-        if fields is None or "mode" not in fields or "containers" not in fields:
+        if fields is None or "containers" not in fields:
             return None
-        mode = self.session_mode(fields["mode"], what)
+        mode = self.session_mode(fields["mode"], what) if "mode" in fields else None
         before = len(self.diagnostics)
         drafts = self.containers(session_id, fields["containers"], what)
-        if not drafts and len(self.diagnostics) == before:
+        if len(self.diagnostics) > before:
+            pass  # a broken container may be the missing main1: say nothing more
+        elif not drafts:
             self.error(fields["containers"], f"{what}: containers: expected a non-empty list")
-        if drafts and not any(d.cluster_role == "main" and d.index == 1 for d in drafts):
+        elif not any(d.cluster_role == "main" and d.index == 1 for d in drafts):
             self.error(key_node, f"{what} has no main1 (a container with role main, index 1)")
         if mode is SessionMode.SINGLE_NODE and drafts:
             first = drafts[0]
@@ -518,20 +516,11 @@ class _Loader(NodeReader):
         cluster_ipv6 = self.addresses(fields.get("cluster_ipv6"), what, "cluster_ipv6")
         if hostname is None or cluster_role is None or index is None or agent is None:
             return None
-        name = f"{session_id}/{hostname}"
-        if name in self.declared.hosts:
-            line = self.declared.host_lines[name]
-            self.error(
-                fields["hostname"],
-                f"{what}: host name {name!r} is already used (line {line})",
-            )
-            return None
-        self.declared.hosts[name] = None
-        self.declared.host_lines[name] = pos_of(fields["hostname"]).line
         if common is None:
             return None
         host = Host(
-            name=name,
+            # unique: session ids and hostnames cannot contain '/', host names neither
+            name=f"{session_id}/{hostname}",
             role=CONTAINER_ROLE,
             pos=pos_of(fields["hostname"]),
             role_pos=pos_of(fields["role"]),
@@ -554,7 +543,7 @@ class _Loader(NodeReader):
         name = self.string(node, f"{what}: agent")
         if name is None:
             return None
-        if name not in self.declared.hosts or "/" in name:
+        if name not in self.declared.hosts:
             self.error(node, f"{what}: agent {name!r} is not a declared host")
             return None
         host = self.declared.hosts[name]
@@ -656,7 +645,7 @@ class _Loader(NodeReader):
         name = self.string(fields["proxy"], f"{what}: proxy")
         if name is None:
             return None, None
-        if name not in self.declared.hosts or "/" in name:
+        if name not in self.declared.hosts:
             self.error(fields["proxy"], f"{what}: proxy {name!r} is not a declared host")
             return name, None
         proxy = self.declared.hosts[name]

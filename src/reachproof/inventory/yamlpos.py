@@ -34,7 +34,8 @@ def compose(text: str, path: str) -> Node | None:
         raise InventoryError([Diagnostic.at(path, pos, f"invalid YAML: {problem}")], text) from exc
     except yaml.reader.ReaderError as exc:
         pos = offset_pos(text, exc.position)
-        message = f"invalid YAML: character {exc.character!r} is not allowed ({exc.reason})"
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        message = f"invalid YAML: character {char!r} is not allowed ({exc.reason})"
         raise InventoryError([Diagnostic.at(path, pos, message)], text) from exc
     except yaml.YAMLError as exc:
         diagnostic = Diagnostic.at(path, Pos(1, 1), f"invalid YAML: {exc}")
@@ -123,9 +124,12 @@ class NodeReader:
                 )
                 continue
             out[key] = value_node
-        for key in required:
-            if key not in out:
-                self.error(where, f"{what}: missing required key {key!r}")
+        missing = [key for key in required if key not in out]
+        if missing:
+            keys = ", ".join(repr(key) for key in missing)
+            self.error(
+                where, f"{what}: missing required key{'s' if len(missing) > 1 else ''} {keys}"
+            )
         return out
 
     def items(self, node: Node, what: str) -> Iterator[Node]:
