@@ -1,0 +1,165 @@
+"""The inventory of a lab (pure): what `lab up` writes so the checker can audit it.
+
+Same shape as examples/lab-small.yaml: vantages are netns vantages named after their
+namespace without the lab prefix (`s1-main1` runs in `rp-s1-main1`); each container's
+vantage carries the cluster environment Backend.AI injects (backend-ai-facts.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+from reachproof.inventory.model import (
+    CONTAINER_ROLE,
+    App,
+    ContainerInfo,
+    Host,
+    Inventory,
+    Session,
+    Transport,
+    Vantage,
+)
+from reachproof.lab.targets import FaultTargets
+from reachproof.lab.topology import APP_PORT, Container, Node, Topology
+from reachproof.ports import Ports, PortSet, Protocol
+
+DIST_MASTER_PORT = 29500
+
+
+def cluster_env(members: tuple[Container, ...], me: Container) -> tuple[tuple[str, str], ...]:
+    """The environment Backend.AI gives `me`, a member of a session of `members` (kernel order)."""
+    hosts = [c.hostname for c in members]
+    subs = sum(1 for c in members if c.cluster_role == "sub")
+    replicas = "main:1" + (f",sub:{subs}" if subs else "")
+    env = [
+        ("BACKENDAI_CLUSTER_SIZE", str(len(members))),
+        ("BACKENDAI_CLUSTER_HOSTS", ",".join(hosts)),
+        ("BACKENDAI_CLUSTER_REPLICAS", replicas),
+        ("BACKENDAI_CLUSTER_HOST", me.hostname),
+        ("BACKENDAI_CLUSTER_IDX", str(me.index)),
+        ("BACKENDAI_CLUSTER_ROLE", me.cluster_role),
+        ("BACKENDAI_CLUSTER_LOCAL_RANK", str(me.rank)),
+    ]
+    if len(members) > 1:  # derived variables only for sessions of more than one container
+        workers = [f"{h}:{DIST_MASTER_PORT + i}" for i, h in enumerate(hosts)]
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": me.rank}}
+        env += [
+            ("MASTER_ADDR", hosts[0]),
+            ("MASTER_PORT", str(DIST_MASTER_PORT)),
+            ("TF_CONFIG", json.dumps(tf_config)),
+        ]
+    return tuple(env)
+
+
+def _wrong_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """One sub container claims one replica too many: only the cluster contract breaks."""
+    out = []
+    for key, value in env:
+        if key == "BACKENDAI_CLUSTER_REPLICAS":
+            role, _, count = value.rpartition(":")
+            value = f"{role}:{int(count) + 1}"
+        out.append((key, value))
+    return tuple(out)
+
+
+def _vantage_name(topo: Topology, netns: str) -> str:
+    return netns.removeprefix(f"{topo.prefix}-")
+
+
+def _node_host(
+    topo: Topology, node: Node, services: tuple[tuple[str, tuple[Ports, ...]], ...] = ()
+) -> Host:
+    return Host(
+        name=node.name,
+        role=node.role,
+        zone=node.zone,
+        ipv4=(node.addr.v4.ip,),
+        ipv6=(node.addr.v6.ip,),
+        services=services,
+        vantage=_vantage_name(topo, node.netns),
+    )
+
+
+def lab_inventory(topo: Topology, targets: FaultTargets, path: str = "") -> Inventory:
+    vantages: list[Vantage] = []
+    hosts: list[Host] = []
+    nodes = (topo.user, *topo.management, *(a.node for a in topo.agents))
+    for node in nodes:
+        vantages.append(Vantage(_vantage_name(topo, node.netns), Transport.NETNS, netns=node.netns))
+    hosts.append(_node_host(topo, topo.user))
+    hosts += [_node_host(topo, n) for n in topo.management]
+    for agent in topo.agents:
+        published = [app.published_port for app in topo.apps if app.agent == agent.number]
+        services: tuple[tuple[str, tuple[Ports, ...]], ...] = ()
+        if published:
+            # The proxy → agent hop probes the ports that really carry apps.
+            services = (("host-port-pool", (Ports(Protocol.TCP, PortSet.of(published)),)),)
+        hosts.append(_node_host(topo, agent.node, services))
+
+    wrong = targets.env_wrong if topo.has_fault("cluster-env-wrong") else None
+    sessions: list[Session] = []
+    for session in topo.sessions:
+        for c in session.containers:
+            env = cluster_env(session.containers, c)
+            if c == wrong:
+                env = _wrong_env(env)
+            vantages.append(Vantage(c.vantage, Transport.NETNS, netns=c.netns, env=env))
+            hosts.append(
+                Host(
+                    name=c.host_name,
+                    role=CONTAINER_ROLE,
+                    ipv4=(c.addr.v4.ip,),
+                    ipv6=(c.addr.v6.ip,),
+                    services=(("app", (Ports(Protocol.TCP, PortSet.of([APP_PORT])),)),)
+                    if c.rank == 0
+                    else (),
+                    vantage=c.vantage,
+                    container=ContainerInfo(
+                        session=c.session,
+                        hostname=c.hostname,
+                        cluster_role=c.cluster_role,
+                        index=c.index,
+                        local_rank=c.rank,
+                        agent=f"agent{c.agent}",
+                        cluster_ipv4=(c.cluster.v4.ip,),
+                        cluster_ipv6=(c.cluster.v6.ip,),
+                    ),
+                )
+            )
+        sessions.append(
+            Session(session.id, session.mode, tuple(c.host_name for c in session.containers))
+        )
+    proxy = topo.mgmt("appproxy")
+    apps = tuple(
+        App(
+            session=app.session,
+            name=app.name,
+            proxy=proxy.name,
+            address=proxy.addr.v4.ip,
+            port=app.worker_port,
+            container=app.container.host_name,
+            container_port=app.container_port,
+            published_port=app.published_port,
+            identity=app.identity,
+        )
+        for app in topo.apps
+    )
+    return Inventory(
+        path=path,
+        sha256="",
+        name=f"reachproof-lab-{topo.prefix}",
+        vantages=tuple(vantages),
+        hosts=tuple(hosts),
+        sessions=tuple(sessions),
+        apps=apps,
+    )
+
+
+def hosts_file_text(topo: Topology, c: Container) -> str:
+    """/etc/netns/<ns>/hosts of a container: its session's hostnames on the cluster network."""
+    session = topo.session(c.session)
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    for peer in session.containers:
+        lines.append(f"{peer.cluster.v4.ip}\t{peer.hostname}")
+        lines.append(f"{peer.cluster.v6.ip}\t{peer.hostname}")
+    return "\n".join(lines) + "\n"

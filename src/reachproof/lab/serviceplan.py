@@ -1,0 +1,76 @@
+"""What the lab's supervisor listens on (pure): a `ServicePlan` derived from the topology."""
+
+from __future__ import annotations
+
+from reachproof.lab.services.spec import Listener, ServiceKind, ServicePlan
+from reachproof.lab.targets import FaultTargets
+from reachproof.lab.topology import (
+    AGENT_PORTS,
+    APP_PORT,
+    COORDINATOR_PORT,
+    MANAGER_API_PORT,
+    MANAGER_INTERNAL_PORT,
+    METADATA_PORT,
+    SSH_PORT,
+    TTYD_PORT,
+    WEB_PORT,
+    WORKER_API_PORT,
+    WORKER_PORTS,
+    Container,
+    Topology,
+)
+
+_DB = ((2379, "etcd"), (6379, "redis"), (5432, "postgres"))
+
+
+def container_identity(c: Container) -> str:
+    return f"session={c.session} host={c.hostname}"
+
+
+def service_plan(topo: Topology, targets: FaultTargets) -> ServicePlan:
+    web = topo.mgmt("webserver")
+    manager = topo.mgmt("manager")
+    proxy = topo.mgmt("appproxy")
+    db = topo.mgmt("db")
+    out: list[Listener] = [
+        Listener(
+            web.netns, WEB_PORT, ServiceKind.WEBSERVER, "webserver",
+            ((str(manager.addr.v4.ip), MANAGER_API_PORT),),
+        ),
+        Listener(
+            manager.netns, MANAGER_API_PORT, ServiceKind.MANAGER, "manager",
+            tuple((str(a.node.addr.v4.ip), AGENT_PORTS[0]) for a in topo.agents),
+        ),
+        Listener(manager.netns, MANAGER_INTERNAL_PORT, ServiceKind.HTTP, "manager-internal"),
+        Listener(proxy.netns, COORDINATOR_PORT, ServiceKind.HTTP, "appproxy-coordinator"),
+        Listener(proxy.netns, WORKER_API_PORT, ServiceKind.HTTP, "appproxy-worker-api"),
+    ]  # fmt: skip
+    by_worker = {app.worker_port: app for app in topo.apps}
+    for port in WORKER_PORTS:
+        # Port mode binds the whole range at start; unassigned slots answer 400.
+        app = by_worker.get(port)
+        upstreams = (
+            ((str(topo.agent(app.agent).node.addr.v4.ip), app.published_port),) if app else ()
+        )
+        out.append(
+            Listener(proxy.netns, port, ServiceKind.APPPROXY_WORKER, "appproxy-worker", upstreams)
+        )
+    out += [Listener(db.netns, port, ServiceKind.BANNER, name) for port, name in _DB]
+    for agent in topo.agents:
+        ns, name = agent.node.netns, agent.name
+        out += [
+            Listener(ns, AGENT_PORTS[0], ServiceKind.BANNER, f"{name} rpc"),
+            Listener(ns, AGENT_PORTS[1], ServiceKind.BANNER, f"{name} internal"),
+            Listener(ns, AGENT_PORTS[2], ServiceKind.HTTP, f"{name} watcher"),
+            Listener(ns, METADATA_PORT, ServiceKind.HTTP, f"{name} metadata"),
+        ]
+    stray = targets.app_outside_main if topo.has_fault("app-outside-main") else None
+    for c in topo.containers:
+        identity = container_identity(c)
+        out += [
+            Listener(c.netns, SSH_PORT, ServiceKind.BANNER, f"SSH-2.0-dropbear {identity}"),
+            Listener(c.netns, TTYD_PORT, ServiceKind.WS_ECHO, identity),
+        ]
+        if c.rank == 0 or c == stray:
+            out.append(Listener(c.netns, APP_PORT, ServiceKind.HTTP, identity))
+    return ServicePlan(tuple(out))

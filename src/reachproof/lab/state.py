@@ -1,0 +1,168 @@
+"""The lab's state directory, its supervisor process, and teardown by prefix.
+
+Everything a lab creates is findable from its prefix alone, so `lab down --prefix P` works
+after a crash, a SIGKILL of the supervisor, or a half-finished `lab up`:
+
+    /run/netns/P-*            the namespaces (their links, bridges and nft tables die with them)
+    /etc/netns/P-*/           per-namespace hosts files
+    /run/reachproof/lab/P/    state: lab.json, services.json, supervisor.pid, ready|failed, log
+    the inventory file        recorded in lab.json
+
+/run is a tmpfs like /run/netns itself: state and namespaces vanish together on reboot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from reachproof.errors import LabError
+from reachproof.lab.netns import ETC_NETNS_DIR, list_netns, remove_netns
+
+STATE_ROOT = Path("/run/reachproof/lab")
+LAB_FILE = "lab.json"
+PLAN_FILE = "services.json"
+PID_FILE = "supervisor.pid"
+READY_FILE = "ready"
+FAILED_FILE = "failed"
+SUPERVISOR_MODULE = "reachproof.lab.services"
+
+
+def state_dir(prefix: str) -> Path:
+    return STATE_ROOT / prefix
+
+
+@dataclass(frozen=True)
+class LabState:
+    """What lab.json records: enough for `status` and `down`."""
+
+    prefix: str
+    agents: int
+    sessions: str
+    faults: tuple[str, ...]
+    perimeter: str
+    inventory: str
+    namespaces: int
+    services: int = 0
+    created: float = field(default_factory=time.time)
+
+    def write(self) -> None:
+        path = state_dir(self.prefix) / LAB_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, prefix: str) -> LabState | None:
+        try:
+            raw = json.loads((state_dir(prefix) / LAB_FILE).read_text(encoding="utf-8"))
+            raw["faults"] = tuple(raw.get("faults", ()))
+            return cls(**raw)
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def _is_our_supervisor(pid: int, directory: Path) -> bool:
+    """True when `pid` is a supervisor started for `directory` (never kill a recycled pid)."""
+    args = _cmdline(pid)
+    return "--state-dir" in args and str(directory) in args
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it holds no sockets any more, so count it as gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def supervisor_pid(prefix: str) -> int | None:
+    """The pid in the pidfile when that process is alive and really this lab's supervisor."""
+    directory = state_dir(prefix)
+    try:
+        pid = int((directory / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) and _is_our_supervisor(pid, directory) else None
+
+
+def _supervisor_pids(prefix: str) -> set[int]:
+    """The pidfile's process plus any process whose command line names this state dir
+    (a supervisor that died before writing its pidfile, or a stray launcher)."""
+    directory = state_dir(prefix)
+    found: set[int] = set()
+    pid = supervisor_pid(prefix)
+    if pid is not None:
+        found.add(pid)
+    for entry in os.listdir("/proc"):
+        if (
+            entry.isdigit()
+            and int(entry) != os.getpid()
+            and _is_our_supervisor(int(entry), directory)
+        ):
+            found.add(int(entry))
+    return found
+
+
+def stop_supervisor(prefix: str, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; returns when every process is gone."""
+    pids = _supervisor_pids(prefix)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            pids = {p for p in pids if _alive(p)}
+            if not pids:
+                return
+            time.sleep(0.02)
+    if pids:
+        raise LabError(f"supervisor process(es) {sorted(pids)} of lab {prefix!r} did not exit")
+
+
+def teardown(prefix: str) -> list[str]:
+    """Remove every trace of lab `prefix`; idempotent. Returns what it removed, for the log."""
+    removed: list[str] = []
+    state = LabState.read(prefix)
+    stop_supervisor(prefix)
+    # The supervisor's sockets held references to the namespaces; now they can go.
+    for name in list_netns(prefix):
+        remove_netns(name)
+        removed.append(f"netns {name}")
+    if ETC_NETNS_DIR.is_dir():
+        for path in ETC_NETNS_DIR.glob(f"{prefix}-*"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    if state is not None and state.inventory:
+        inventory = Path(state.inventory)
+        if inventory.is_file():
+            inventory.unlink()
+            removed.append(str(inventory))
+    directory = state_dir(prefix)
+    if directory.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(str(directory))
+    return removed
