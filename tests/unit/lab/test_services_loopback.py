@@ -403,3 +403,57 @@ def test_ws_echo_reassembles_fragments_around_a_ping(host: str) -> None:
             writer.close()
 
     run(scenario)
+
+
+def test_garbage_never_kills_the_supervisor_nor_logs_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = "127.0.0.1"
+    random = __import__("random").Random(6455)
+    upgrade = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    prefixes = [
+        b"",
+        b"GET / HTTP/1.1\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n",
+        upgrade,
+    ]
+
+    async def poke(port: int, blob: bytes) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(blob)
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), IO_TIMEOUT)
+        except ConnectionError:
+            pass  # the server may reset a connection it refused: that is fine
+        finally:
+            writer.close()
+
+    async def scenario() -> None:
+        quick = Timeouts(head=0.5, idle=1.0, websocket_idle=1.0, banner_linger=0.5, connect=0.5)
+        async with running(host, listener(ServiceKind.WS_ECHO, "ttyd"), timeouts=quick) as app:
+            app_port = app.ports[0]
+            kinds = [
+                listener(ServiceKind.BANNER, "SSH-2.0-x"),
+                listener(ServiceKind.HTTP, "h"),
+                listener(ServiceKind.WS_ECHO, "w"),
+                listener(ServiceKind.WEBSERVER, "web", (host, app_port)),
+                listener(ServiceKind.MANAGER, "m", (host, app_port)),
+                listener(ServiceKind.APPPROXY_WORKER, "p", (host, app_port)),
+            ]
+            async with running(host, *kinds, timeouts=quick) as sup:
+                blobs = [
+                    random.choice(prefixes) + random.randbytes(random.randrange(0, 3000))
+                    for _ in range(40)
+                ]
+                await asyncio.gather(*(poke(port, blob) for port in sup.ports for blob in blobs))
+                for port in sup.ports[1:]:
+                    assert (await http_get(host, port, "/livez")).status in (200, 502)
+                await websocket_session(host, sup.ports[5])
+
+    with caplog.at_level("WARNING", logger="reachproof.lab.services"):
+        run(scenario)
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "WARNING")]

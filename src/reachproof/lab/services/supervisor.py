@@ -202,6 +202,11 @@ class Supervisor:
         where = f"{service.listener.netns or '-'}:{service.port} ({service.listener.kind})"
         try:
             await handle(service, reader, writer)
+        except asyncio.CancelledError:
+            # Only stop() cancels these tasks. Ending normally matters on 3.11: the stream
+            # callback calls task.exception(), which raises for a cancelled task and makes
+            # asyncio log a spurious error for every connection open at shutdown.
+            log.debug("%s: connection closed by shutdown", where)
         except _CLIENT_ERRORS as exc:
             log.debug("%s: connection ended: %r", where, exc)
         except Exception:
