@@ -65,3 +65,19 @@ def test_container_role_must_be_declared_when_sessions_exist() -> None:
 def test_no_sessions_no_container_role_needed() -> None:
     inventory = parse_inventory("version: 1\nhosts:\n  u: {role: user}\n")
     assert check_vocabulary(inventory, frozenset({"user"}), {}) == []
+
+
+def test_the_site_example_of_the_docs_loads_and_fits_the_policy() -> None:
+    docs = (EXAMPLE.parents[1] / "docs" / "inventory.md").read_text()
+    site = docs.split("## Example: a real site", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    inventory = parse_inventory(site, "docs/inventory.md")
+    assert check_vocabulary(inventory, ROLES, ZONES) == []
+    www = inventory.host("www")
+    assert www is not None and www.vantage is None
+    vantage = inventory.vantage("c0ffee-main1")
+    assert vantage is not None and vantage.command[-4:] == (
+        "docker",
+        "exec",
+        "-i",
+        "kernel.c0ffee.main1",
+    )
