@@ -31,7 +31,7 @@ from reachproof.inventory.model import (
     Transport,
     Vantage,
 )
-from reachproof.inventory.yamlpos import NodeReader, compose, describe, pos_of
+from reachproof.inventory.yamlpos import NULL_TAG, NodeReader, compose, describe, pos_of
 from reachproof.ports import Ports, merge_ports, parse_ports
 
 __all__ = ["check_vocabulary", "dump_inventory", "load_inventory", "parse_inventory"]
@@ -203,13 +203,13 @@ class _Loader(NodeReader):
 
     def section_entries(self, top: dict[str, Node], key: str) -> list[tuple[str, ScalarNode, Node]]:
         node = top.get(key)
-        if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
+        if node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG):
             return []
         return self.entries(node, key) or []
 
     def section_items(self, top: dict[str, Node], key: str) -> list[Node]:
         node = top.get(key)
-        if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
+        if node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG):
             return []
         return list(self.items(node, key))
 
@@ -225,9 +225,9 @@ class _Loader(NodeReader):
 
     def vantage(self, name: str, key_node: ScalarNode, node: Node) -> Vantage | None:
         what = f"vantage {name!r}"
+        self.declared.vantages.add(name)  # even when invalid: references to it are not news
         if self.name(key_node, "vantage name", _NAME, _NAME_RULE) is None:
             return None
-        self.declared.vantages.add(name)
         fields = self.fields(node, what, key_node, ("transport",), _VANTAGE_KEYS)
         if fields is None or "transport" not in fields:
             return None
@@ -276,7 +276,7 @@ class _Loader(NodeReader):
         )
 
     def command(self, node: Node, what: str) -> tuple[str, ...]:
-        if isinstance(node, ScalarNode) and not node.tag.endswith(":null"):
+        if isinstance(node, ScalarNode) and node.tag != NULL_TAG:
             self.error(
                 node,
                 f"{what}: command must be a list of arguments, not a shell string "
@@ -311,9 +311,9 @@ class _Loader(NodeReader):
 
     def host(self, name: str, key_node: ScalarNode, node: Node) -> Host | None:
         what = f"host {name!r}"
+        self.declared.hosts[name] = None
         if self.name(key_node, "host name", _NAME, _NAME_RULE) is None:
             return None
-        self.declared.hosts[name] = None
         fields = self.fields(node, what, key_node, ("role",), _HOST_KEYS)
         if fields is None or "role" not in fields:
             return None
@@ -411,9 +411,9 @@ class _Loader(NodeReader):
         self, session_id: str, key_node: ScalarNode, node: Node
     ) -> tuple[Session, list[Host]] | None:
         what = f"session {session_id!r}"
+        self.declared.sessions[session_id] = None
         if self.name(key_node, "session id", _NAME, _NAME_RULE) is None:
             return None
-        self.declared.sessions[session_id] = None
         fields = self.fields(node, what, key_node, ("mode", "containers"), ())
         if fields is None or "containers" not in fields:
             return None
