@@ -1,0 +1,125 @@
+"""Cleanup: `lab down` leaves nothing, also after a SIGKILLed supervisor; prefixes coexist."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from labkit import poll, services_available, skip_reason, state, unique_prefix
+
+from reachproof.errors import LabError
+from reachproof.lab.build import LabHandle, build_lab
+from reachproof.lab.netns import ETC_NETNS_DIR, Connect, list_netns
+from reachproof.lab.state import state_dir, supervisor_pid, teardown
+from reachproof.lab.topology import LabOptions
+
+pytestmark = pytest.mark.lab
+if skip_reason():
+    pytest.skip(skip_reason() or "", allow_module_level=True)
+if not services_available():
+    pytest.skip("the lab's service supervisor is not installed", allow_module_level=True)
+
+AGENTS = 2
+SESSIONS = "single-node:2,multi-node:2"
+
+
+def _build(tmp: Path, tag: str) -> LabHandle:
+    prefix = unique_prefix(tag)
+    try:
+        return build_lab(LabOptions.create(AGENTS, SESSIONS, prefix=prefix), tmp / f"{prefix}.yaml")
+    except BaseException:
+        teardown(prefix)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _assert_gone(handle: LabHandle, pid: int | None) -> None:
+    prefix = handle.prefix
+    assert list_netns(prefix) == ()
+    assert not list(ETC_NETNS_DIR.glob(f"{prefix}-*")) if ETC_NETNS_DIR.exists() else True
+    assert not state_dir(prefix).exists()  # pidfile, plan, ready: all in there
+    assert not handle.inventory_path.exists()
+    if pid is not None:
+        assert poll(lambda: not _pid_alive(pid), 5.0), f"supervisor {pid} still runs"
+
+
+def test_down_removes_everything_and_is_idempotent(tmp_path: Path) -> None:
+    handle = _build(tmp_path, "dwn")
+    try:
+        pid = handle.supervisor_pid
+        assert pid is not None and _pid_alive(pid)
+        assert (ETC_NETNS_DIR / handle.topology.containers[0].netns / "hosts").exists()
+    finally:
+        teardown(handle.prefix)
+    _assert_gone(handle, pid)
+    assert teardown(handle.prefix) == []  # a second `down` finds nothing and does not fail
+
+
+def test_down_after_sigkill_of_the_supervisor(tmp_path: Path) -> None:
+    handle = _build(tmp_path, "kil")
+    try:
+        pid = supervisor_pid(handle.prefix)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert poll(lambda: supervisor_pid(handle.prefix) is None, 5.0)
+        assert list_netns(handle.prefix)  # the network outlives its supervisor
+    finally:
+        teardown(handle.prefix)
+    _assert_gone(handle, pid)
+
+
+def test_two_prefixes_coexist_and_come_down_independently(tmp_path: Path) -> None:
+    first = _build(tmp_path, "one")
+    try:
+        second = _build(tmp_path, "two")
+        try:
+            # Same address plan, separate namespaces: both answer.
+            for h in (first, second):
+                web = h.topology.mgmt("webserver").addr.v4.ip
+                assert state(h.topology.user.netns, web, 443) is Connect.OPEN
+            teardown(first.prefix)
+            _assert_gone(first, first.supervisor_pid)
+            web6 = second.topology.mgmt("webserver").addr.v6.ip
+            assert state(second.topology.user.netns, web6, 443) is Connect.OPEN
+            assert supervisor_pid(second.prefix) is not None
+        finally:
+            teardown(second.prefix)
+        _assert_gone(second, second.supervisor_pid)
+    finally:
+        teardown(first.prefix)
+
+
+def test_a_second_lab_with_the_same_prefix_is_refused(tmp_path: Path) -> None:
+    handle = _build(tmp_path, "dup")
+    try:
+        with pytest.raises(LabError, match="already exists"):
+            build_lab(LabOptions.create(AGENTS, SESSIONS, prefix=handle.prefix))
+        assert len(list_netns(handle.prefix)) == len(handle.topology.namespaces())
+    finally:
+        teardown(handle.prefix)
+
+
+def test_a_failed_build_removes_what_it_made(tmp_path: Path) -> None:
+    prefix = unique_prefix("bad")
+
+    def broken(plan: Path, directory: Path) -> list[str]:
+        return ["/bin/false", "--state-dir", str(directory)]
+
+    with pytest.raises(LabError, match="exited with status"):
+        build_lab(
+            LabOptions.create(AGENTS, SESSIONS, prefix=prefix),
+            tmp_path / "inv.yaml",
+            supervisor=broken,
+        )
+    assert list_netns(prefix) == ()
+    assert not state_dir(prefix).exists()
+    assert not (tmp_path / "inv.yaml").exists()

@@ -1,0 +1,47 @@
+"""`reachproof lab up / status / down` end to end through the typer app (root only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from labkit import services_available, skip_reason, unique_prefix
+from typer.testing import CliRunner
+
+from reachproof.lab.cli import app
+from reachproof.lab.netns import list_netns
+from reachproof.lab.state import teardown
+
+pytestmark = pytest.mark.lab
+if skip_reason():
+    pytest.skip(skip_reason() or "", allow_module_level=True)
+if not services_available():
+    pytest.skip("the lab's service supervisor is not installed", allow_module_level=True)
+
+
+def test_up_status_down(tmp_path: Path) -> None:
+    prefix = unique_prefix("cli")
+    inventory = tmp_path / "inventory.yaml"
+    runner = CliRunner()
+    try:
+        result = runner.invoke(
+            app,
+            ["up", "--agents", "2", "--sessions", "single-node:1,multi-node:2", "--prefix", prefix,
+             "--fault", "ipv6-open", "--perimeter", "reject", "--inventory", str(inventory)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert str(inventory) in result.output
+        assert inventory.exists()
+        status = runner.invoke(app, ["status", "--prefix", prefix])
+        assert status.exit_code == 0
+        for expected in ("ipv6-open", "reject", "alive", f"{prefix}-fw"):
+            assert expected in status.output
+        again = runner.invoke(app, ["up", "--prefix", prefix])
+        assert again.exit_code == 2
+        assert "already exists" in again.output
+    finally:
+        down = runner.invoke(app, ["down", "--prefix", prefix])
+        teardown(prefix)
+    assert down.exit_code == 0
+    assert list_netns(prefix) == ()
+    assert "not up" in runner.invoke(app, ["status", "--prefix", prefix]).output

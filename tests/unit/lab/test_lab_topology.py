@@ -1,0 +1,183 @@
+"""The lab as pure data: address plan, placement, faults, rulesets, inventory, service plan."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from reachproof.errors import UsageError
+from reachproof.inventory.dump import dump_inventory
+from reachproof.inventory.load import parse_inventory
+from reachproof.lab.faults import FAULTS
+from reachproof.lab.inventory import hosts_file_text, lab_inventory
+from reachproof.lab.nft import agent_ruleset, perimeter_ruleset, ssh_broken_ruleset
+from reachproof.lab.serviceplan import service_plan
+from reachproof.lab.services.spec import ServiceKind
+from reachproof.lab.targets import fault_targets
+from reachproof.lab.topology import LabOptions, Topology, build_topology
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "lab-small.yaml"
+ISSUE_FAULTS = {
+    "perimeter-open", "agent-rpc-exposed", "container-routed", "published-ports-exposed",
+    "management-exposed", "container-to-management", "bridge-filtered", "overlay-blocked",
+    "cross-session", "appproxy-broken", "cluster-env-wrong", "ipv6-open", "ssh-mesh-broken",
+    "vxlan-exposed", "app-outside-main",
+}  # fmt: skip
+POLICY_RULES = {f"R{i}" for i in range(1, 16)}
+
+
+def _topo(**kwargs: object) -> Topology:
+    return build_topology(LabOptions.create(**kwargs))  # type: ignore[arg-type]
+
+
+def test_default_lab_inventory_is_the_example_inventory() -> None:
+    topo = _topo()
+    ours = dump_inventory(lab_inventory(topo, fault_targets(topo)))
+    example = parse_inventory(EXAMPLE.read_text())
+    mine = parse_inventory(ours)
+    assert mine.vantages == example.vantages
+    assert mine.hosts == example.hosts
+    assert mine.sessions == example.sessions
+    assert mine.apps == example.apps
+
+
+def test_fault_table_covers_the_issue_and_names_real_rules() -> None:
+    assert {f.name for f in FAULTS} == ISSUE_FAULTS
+    for item in FAULTS:
+        assert item.summary and item.how
+        assert set(item.breaks) <= POLICY_RULES, item.name
+
+
+def test_namespace_and_interface_names_fit_the_kernel() -> None:
+    topo = _topo(agents=64, sessions=",".join(["single-node:4"] * 64 + ["multi-node:4"] * 64))
+    names = topo.namespaces()
+    assert len(names) == len(set(names)) == 6 + 64 + 512
+    for c in topo.containers:
+        for ifname in (c.default_port, c.cluster_port, c.cluster_ifname):
+            assert len(ifname) <= 15
+    addresses = [
+        a for c in topo.containers for a in (c.addr.v4, c.addr.v6, c.cluster.v4, c.cluster.v6)
+    ]
+    assert len(addresses) == len(set(addresses))
+    assert len(topo.apps) == 96  # the worker range 10205-10300 is full
+
+
+def test_placement_round_robin() -> None:
+    topo = _topo(agents=3, sessions="single-node:3,multi-node:4,single-node:1")
+    assert [c.agent for c in topo.sessions[1].containers] == [1, 2, 3, 1]
+    assert {c.agent for c in topo.sessions[2].containers} == {2}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prefix": "rp-x"}, "prefix"),
+        ({"prefix": "1abc"}, "prefix"),
+        ({"sessions": "multi-node:2", "agents": 1}, "needs --agents 2"),
+        ({"sessions": "single-node:0"}, "positive"),
+        ({"sessions": "two-node:2"}, "single-node:N"),
+        ({"faults": ["nope"]}, "unknown fault"),
+        ({"perimeter": "maybe"}, "drop, reject or reset"),
+        ({"agents": 0}, "--agents"),
+        ({"sessions": "single-node:1", "faults": ["cross-session"]}, "two sessions"),
+        ({"sessions": "single-node:1,single-node:1", "faults": ["overlay-blocked"]}, "multi-node"),
+    ],
+)
+def test_impossible_labs_are_usage_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        topo = _topo(**kwargs)
+        fault_targets(topo)
+
+
+@pytest.mark.parametrize("mode", ["drop", "reject", "reset"])
+def test_perimeter_blocks_both_families_and_never_accepts_by_default(mode: str) -> None:
+    text = perimeter_ruleset(_topo(perimeter=mode))
+    assert "ip daddr 10.0.1.10 tcp dport 443 accept" in text
+    assert "ip6 daddr fd00:1::10 tcp dport 443 accept" in text
+    assert "ip6 daddr fd00:1::12 tcp dport { 10200, 10205-10300 } accept" in text
+    block = {"drop": "drop", "reject": "icmpx admin-prohibited", "reset": "tcp reset"}[mode]
+    internet = text.split("chain from_internet")[1].split("chain ")[0]
+    assert block in internet
+    assert "10.0.2.0/24" not in internet
+
+
+def test_agent_ruleset_publishes_apps_and_isolates_containers() -> None:
+    topo = _topo()
+    text = agent_ruleset(topo, topo.agents[0], fault_targets(topo))
+    assert "tcp dport 30000 dnat ip to 172.17.1.2:8080" in text
+    assert "tcp dport 30000 dnat ip6 to [fd00:17:1::2]:8080" in text
+    assert 'iifname "vd*" oifname "vd*" drop' in text  # ICC off
+    assert 'iifname "docker0" ip daddr { 10.0.1.0/24, 10.200.0.0/16 } drop' in text
+
+
+@pytest.mark.parametrize(
+    ("fault", "where", "needle"),
+    [
+        ("cross-session", "agent1", None),
+        ("bridge-filtered", "agent1", 'iifname "s1p*" tcp dport { 7681, 10000-19999 } drop'),
+        ("overlay-blocked", "agent1", "ip daddr 10.0.2.12 udp dport 4789 drop"),
+        ("appproxy-broken", "agent1", "ip daddr 172.17.1.2 tcp dport 8080 drop"),
+        (
+            "container-to-management",
+            "agent2",
+            "ip daddr 10.0.1.13 tcp dport { 2379, 6379, 5432 } accept",
+        ),
+        ("vxlan-exposed", "agent2", "ip saddr 203.0.113.0/24 udp dport 4789 accept"),
+    ],
+)
+def test_agent_faults(fault: str, where: str, needle: str | None) -> None:
+    topo = _topo(faults=[fault])
+    agent = next(a for a in topo.agents if a.name == where)
+    text = agent_ruleset(topo, agent, fault_targets(topo))
+    if needle is None:
+        assert '"vd*"' not in text
+    else:
+        assert needle in text
+    clean = _topo()
+    assert text != agent_ruleset(clean, clean.agents[agent.number - 1], fault_targets(clean))
+
+
+def test_ssh_mesh_broken_resets_only_in_one_container() -> None:
+    topo = _topo(faults=["ssh-mesh-broken"])
+    found = ssh_broken_ruleset(topo, fault_targets(topo))
+    assert found is not None
+    netns, text = found
+    assert netns == "rp-s1-sub2"
+    assert "ip daddr 10.200.1.0/24 tcp dport 2200 reject with tcp reset" in text
+    assert ssh_broken_ruleset(_topo(), fault_targets(_topo())) is None
+
+
+def test_service_plan_binds_the_worker_range_and_apps_only_in_main1() -> None:
+    topo = _topo()
+    plan = service_plan(topo, fault_targets(topo))
+    workers = [item for item in plan.listeners if item.kind is ServiceKind.APPPROXY_WORKER]
+    assert [w.port for w in workers] == list(range(10205, 10301))
+    assert workers[0].upstreams == (("10.0.2.11", 30000),)
+    assert workers[-1].upstreams == ()
+    apps = {item.netns for item in plan.listeners if item.port == 8080}
+    assert apps == {s.containers[0].netns for s in topo.sessions}
+    stray = _topo(faults=["app-outside-main"])
+    apps = {
+        item.netns
+        for item in service_plan(stray, fault_targets(stray)).listeners
+        if item.port == 8080
+    }
+    assert "rp-s1-sub1" in apps
+
+
+def test_cluster_env_wrong_changes_one_vantage_only() -> None:
+    clean = _topo()
+    broken = _topo(faults=["cluster-env-wrong"])
+    a = {v.name: v.env for v in lab_inventory(clean, fault_targets(clean)).vantages}
+    b = {v.name: v.env for v in lab_inventory(broken, fault_targets(broken)).vantages}
+    assert [name for name in a if a[name] != b[name]] == ["s1-sub2"]
+    assert dict(b["s1-sub2"])["BACKENDAI_CLUSTER_REPLICAS"] == "main:1,sub:3"
+
+
+def test_hosts_file_lists_the_session_on_its_cluster_network() -> None:
+    topo = _topo()
+    text = hosts_file_text(topo, topo.sessions[1].containers[0])
+    assert "10.200.2.4\tsub2" in text and "fd00:200:2::4\tsub2" in text
+    assert "10.200.1." not in text
