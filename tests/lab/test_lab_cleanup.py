@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,25 @@ def test_a_failed_build_removes_what_it_made(tmp_path: Path) -> None:
     assert list_netns(prefix) == ()
     assert not state_dir(prefix).exists()
     assert not (tmp_path / "inv.yaml").exists()
+
+
+def test_interrupted_up_removes_what_it_made() -> None:
+    prefix = unique_prefix("int")
+    sessions = ",".join(["multi-node:4"] * 16)
+    command = [sys.executable, "-m", "reachproof.lab.cli", "up", "--agents", "8"]
+    command += ["--sessions", sessions, "--prefix", prefix]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # Interrupt while namespaces are being created and wired.
+        assert poll(lambda: len(list_netns(prefix)) > 10, 30.0)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert list_netns(prefix) == ()
+        assert not state_dir(prefix).exists()
+        assert not list(ETC_NETNS_DIR.glob(f"{prefix}-*"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        teardown(prefix)

@@ -171,10 +171,8 @@ def build_lab(
             namespaces=len(topo.namespaces()),
         )
         state.write()  # first, so `lab down` finds the inventory even after a crash below
-        say(f"creating {len(topo.namespaces())} namespaces")
-        _create_namespaces(topo)
-        say("wiring links, addresses and routes")
-        _in_worker(_wire, topo)
+        say(f"creating {len(topo.namespaces())} namespaces, wiring links, addresses, routes")
+        _in_worker(topo)
         say("loading firewalls")
         _firewalls(topo, targets)
         _hosts_files(topo)
@@ -207,25 +205,44 @@ def _router_namespaces(topo: Topology) -> set[str]:
     return {topo.fw_netns, *(a.node.netns for a in topo.agents)}
 
 
-def _create_namespaces(topo: Topology) -> None:
+class _Cancelled(Exception):
+    """The caller gave up (KeyboardInterrupt): stop before the next namespace."""
+
+
+def _create_namespaces(topo: Topology, cancel: threading.Event) -> None:
     routers = _router_namespaces(topo)
     for name in topo.namespaces():
+        if cancel.is_set():
+            raise _Cancelled
         create_netns(name, _ROUTER_SYSCTLS if name in routers else _HOST_SYSCTLS)
 
 
-def _in_worker(fn: Callable[[Topology], None], topo: Topology) -> None:
-    """Run `fn` in one thread of its own: it enters namespaces; the caller's thread never does."""
+def _in_worker(topo: Topology) -> None:
+    """Create and wire every namespace in one thread of its own (it enters namespaces; the
+    caller's thread never does).
+
+    If the caller is interrupted, the worker is told to stop and awaited before the error
+    propagates, so teardown never races a worker still creating namespaces.
+    """
     errors: list[BaseException] = []
+    cancel = threading.Event()
 
     def run() -> None:
         try:
-            fn(topo)
+            _create_namespaces(topo, cancel)
+            _wire(topo, cancel)
         except BaseException as exc:  # re-raised in the caller
             errors.append(exc)
 
     thread = threading.Thread(target=run, name="lab-wire", daemon=True)
     thread.start()
-    thread.join()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except BaseException:
+        cancel.set()
+        thread.join(60)
+        raise
     if errors:
         raise errors[0]
 
@@ -289,15 +306,19 @@ def _in_netns(name: str, fn: Callable[[_Links], None]) -> None:
             raise LabError(f"namespace {name}: {exc}") from exc
 
 
-def _wire(topo: Topology) -> None:
+def _wire(topo: Topology, cancel: threading.Event) -> None:
     # Link owners first (their veths create the peers' interfaces), then the leaves.
-    _in_netns(topo.fw_netns, partial(_wire_fw, topo))
-    for agent in topo.agents:
-        _in_netns(agent.node.netns, partial(_wire_agent, topo, agent.number))
-    for node in (topo.user, *topo.management):
-        _in_netns(node.netns, partial(_wire_leaf, addr=node.addr, gateway=node.gateway))
-    for c in topo.containers:
-        _in_netns(c.netns, partial(_wire_container, topo, c))
+    steps: list[tuple[str, Callable[[_Links], None]]] = [(topo.fw_netns, partial(_wire_fw, topo))]
+    steps += [(a.node.netns, partial(_wire_agent, topo, a.number)) for a in topo.agents]
+    steps += [
+        (n.netns, partial(_wire_leaf, addr=n.addr, gateway=n.gateway))
+        for n in (topo.user, *topo.management)
+    ]
+    steps += [(c.netns, partial(_wire_container, topo, c)) for c in topo.containers]
+    for netns, step in steps:
+        if cancel.is_set():
+            raise _Cancelled
+        _in_netns(netns, step)
 
 
 def _wire_fw(topo: Topology, links: _Links) -> None:
