@@ -50,7 +50,9 @@ PolicyOpt = Annotated[
 ]
 InventoryOpt = Annotated[
     Path,
-    typer.Option("--inventory", "-i", help="Inventory file (YAML: vantages, hosts, sessions, apps)."),
+    typer.Option(
+        "--inventory", "-i", help="Inventory file (YAML: vantages, hosts, sessions, apps)."
+    ),
 ]
 
 

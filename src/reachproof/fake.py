@@ -77,7 +77,7 @@ class FakeNetwork:
         for fact in self.facts:
             if not fact.matches(spec):
                 continue
-            hit = remaining.difference(remaining.difference(fact.ports))
+            hit = remaining.intersection(fact.ports)
             if hit:
                 yield self._result(hit, fact.state)
                 remaining = remaining.difference(hit)
@@ -96,8 +96,10 @@ class FakeNetwork:
         )
 
     def _app(self, spec: ProbeSpec) -> Observation:
-        fact = next((f for f in self.facts if f.matches(spec) and spec.ports.ranges[0].first
-                     in f.ports), None)
+        fact = next(
+            (f for f in self.facts if f.matches(spec) and spec.ports.ranges[0].first in f.ports),
+            None,
+        )
         state = fact.state if fact else self.default
         result = self._result(spec.ports, state)
         if state is not PortState.OPEN or fact is None:

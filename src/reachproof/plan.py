@@ -47,7 +47,9 @@ class ProbeSpec:
     ports: PortSet
     expect: Expectation
     resolve: str | None = None  # a hostname to resolve at the vantage instead of `address`
-    params: tuple[tuple[str, str], ...] = ()  # kind-specific: http path, check name, expected values
+    params: tuple[
+        tuple[str, str], ...
+    ] = ()  # kind-specific: http path, check name, expected values
 
     def param(self, key: str) -> str | None:
         return next((v for k, v in self.params if k == key), None)

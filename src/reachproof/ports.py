@@ -76,7 +76,7 @@ class PortSet:
                 raise ValueError(f"not a port or range: {part!r}") from exc
             if first > last:
                 raise ValueError(f"reversed port range {part!r}")
-            if not (MIN_PORT <= first and last <= MAX_PORT):
+            if not (first >= MIN_PORT and last <= MAX_PORT):
                 raise ValueError(f"port out of range {MIN_PORT}-{MAX_PORT}: {part!r}")
             items.append((first, last))
         return cls.of(items)
@@ -101,22 +101,40 @@ class PortSet:
         return PortSet.of((*self.ranges, *other.ranges))
 
     def difference(self, other: PortSet) -> PortSet:
-        out: list[tuple[int, int]] = []
+        """Ports in self but not in other: one linear sweep over both sorted range lists."""
+        out: list[PortRange] = []
+        cuts = other.ranges
+        j = 0
         for r in self.ranges:
-            pieces = [(r.first, r.last)]
-            for cut in other.ranges:
-                next_pieces: list[tuple[int, int]] = []
-                for a, b in pieces:
-                    if cut.last < a or cut.first > b:
-                        next_pieces.append((a, b))
-                        continue
-                    if a < cut.first:
-                        next_pieces.append((a, cut.first - 1))
-                    if cut.last < b:
-                        next_pieces.append((cut.last + 1, b))
-                pieces = next_pieces
-            out.extend(pieces)
-        return PortSet.of(out)
+            first = r.first
+            while j < len(cuts) and cuts[j].last < first:
+                j += 1
+            k = j
+            while k < len(cuts) and cuts[k].first <= r.last:
+                if cuts[k].first > first:
+                    out.append(PortRange(first, cuts[k].first - 1))
+                first = max(first, cuts[k].last + 1)
+                if first > r.last:
+                    break
+                k += 1
+            if first <= r.last:
+                out.append(PortRange(first, r.last))
+        return PortSet(tuple(out))
+
+    def intersection(self, other: PortSet) -> PortSet:
+        """Ports in both: one linear sweep over both sorted range lists."""
+        out: list[PortRange] = []
+        a, b = self.ranges, other.ranges
+        i = j = 0
+        while i < len(a) and j < len(b):
+            first, last = max(a[i].first, b[j].first), min(a[i].last, b[j].last)
+            if first <= last:
+                out.append(PortRange(first, last))
+            if a[i].last < b[j].last:
+                i += 1
+            else:
+                j += 1
+        return PortSet(tuple(out))
 
     def sample(self, count: int, seed: int) -> PortSet:
         """A seeded random subset of `count` ports (all ports when the set is not larger)."""
@@ -151,7 +169,7 @@ def merge_ports(items: Iterable[Ports]) -> tuple[Ports, ...]:
     by_proto: dict[Protocol, PortSet] = {}
     for item in items:
         by_proto[item.protocol] = by_proto.get(item.protocol, PortSet()).union(item.ports)
-    return tuple(Ports(p, by_proto[p]) for p in Protocol if p in by_proto and by_proto[p])
+    return tuple(Ports(p, by_proto[p]) for p in Protocol if by_proto.get(p))
 
 
 def parse_ports(text: str) -> tuple[Ports, ...]:

@@ -139,9 +139,7 @@ def _judge_ports(spec: ProbeSpec, observation: Observation) -> list[Evidence]:
     out: list[Evidence] = []
     seen = PortSet()
     for result in observation.results:
-        ports = result.ports
-        stray = ports.difference(spec.ports)
-        ports = ports.difference(stray)
+        ports = result.ports.intersection(spec.ports)
         if not ports:
             continue
         seen = seen.union(ports)
@@ -185,7 +183,9 @@ def _judge_app(spec: ProbeSpec, observation: Observation) -> Evidence:
     if identity is not None and identity not in detail.get("identity", ""):
         problems.append(f"answer does not carry identity {identity!r}")
     verdict = Verdict.FAIL if problems else Verdict.PASS
-    note = "; ".join(problems) or f"status {status}" + (f", identity {identity!r}" if identity else "")
+    note = "; ".join(problems) or f"status {status}" + (
+        f", identity {identity!r}" if identity else ""
+    )
     return _evidence(spec, result, verdict, f"status {status_text or '?'}", note)
 
 

@@ -66,7 +66,9 @@ def cluster_env_problems(
     replicas = _replicas(replicas_text, problems) if replicas_text else None
 
     if size is not None and hosts_text is not None and size != len(hosts):
-        problems.append(f"BACKENDAI_CLUSTER_SIZE={size} but BACKENDAI_CLUSTER_HOSTS has {len(hosts)}")
+        problems.append(
+            f"BACKENDAI_CLUSTER_SIZE={size} but BACKENDAI_CLUSTER_HOSTS has {len(hosts)}"
+        )
     if replicas is not None and size is not None and sum(replicas.values()) != size:
         problems.append(
             f"BACKENDAI_CLUSTER_REPLICAS={replicas_text} sums to {sum(replicas.values())}, "
@@ -161,7 +163,9 @@ def _tf_config_problems(
         workers = config["cluster"]["worker"]
         task = config["task"]
     except (ValueError, KeyError, TypeError):
-        return [f"TF_CONFIG is not JSON of the form {{cluster: {{worker: […]}}, task: …}}: {text!r}"]
+        return [
+            f"TF_CONFIG is not JSON of the form {{cluster: {{worker: […]}}, task: …}}: {text!r}"
+        ]
     problems: list[str] = []
     want = [f"{h}:{base + i}" for i, h in enumerate(hosts)]
     if workers != want:

@@ -7,8 +7,8 @@ role the policy does not declare) is reported at file:line:col.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from ipaddress import IPv4Address, IPv6Address
 
 from reachproof.errors import NOWHERE, Pos
@@ -23,7 +23,7 @@ CONTAINER_ROLE = "container"
 class Transport(StrEnum):
     LOCAL = "local"  # this process's network namespace
     NETNS = "netns"  # a named Linux network namespace (the lab, or a site's test hosts)
-    EXEC = "exec"  # a command prefix giving a stdin/stdout pipe: ssh, docker exec -i, kubectl exec -i
+    EXEC = "exec"  # a command prefix giving a pipe: ssh, docker exec -i, kubectl exec -i
 
 
 class SessionMode(StrEnum):

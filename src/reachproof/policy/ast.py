@@ -117,7 +117,10 @@ class Scope:
 
 @dataclass(frozen=True)
 class FlowStmt:
-    """`allow|reach|deny A -> B:ports [-> C:ports …] [except X:ports]… [closed-ok] [scope] [by hostname]`."""
+    """`allow|reach|deny A -> B:ports [-> C:ports …]` with its modifiers.
+
+    Modifiers: `except X:ports` (repeatable), `closed-ok`, a scope, `by hostname`.
+    """
 
     action: Action
     chain: tuple[Endpoint, ...]

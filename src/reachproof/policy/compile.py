@@ -12,8 +12,15 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from reachproof.errors import Diagnostic, InventoryError
-from reachproof.inventory.model import CONTAINER_ROLE, Host, Inventory, IPAddress, SessionMode
+from reachproof.errors import InventoryError
+from reachproof.inventory.model import (
+    CONTAINER_ROLE,
+    App,
+    Host,
+    Inventory,
+    IPAddress,
+    SessionMode,
+)
 from reachproof.plan import Expectation, HopPlan, Plan, ProbeKind, ProbeSpec, RulePlan
 from reachproof.policy.ast import (
     Action,
@@ -29,7 +36,7 @@ from reachproof.policy.ast import (
     ScopeKind,
     ServiceRef,
 )
-from reachproof.ports import PortSet, Ports, merge_ports
+from reachproof.ports import Ports, PortSet, merge_ports
 
 ARROW = "→"
 
@@ -97,7 +104,9 @@ class _Compiler:
     def flow(self, rule: Rule, index: int, stmt: FlowStmt) -> Iterator[HopPlan]:
         for hop in range(1, len(stmt.chain)):
             source_ep, target_ep = stmt.chain[hop - 1], stmt.chain[hop]
-            label = f"{_endpoint_label(source_ep)} {ARROW} {_endpoint_label(target_ep)}"
+            label = (
+                f"{_endpoint_label(source_ep, ports=False)} {ARROW} {_endpoint_label(target_ep)}"
+            )
             sources = self.resolve(source_ep)
             targets = self.resolve(target_ep)
             ids: list[str] = []
@@ -174,18 +183,19 @@ class _Compiler:
         ids: list[str] = []
         sources = self.resolve(stmt.source)
         for source in sources:
-            for app in apps:
+            for app, address in self.app_addresses(apps):
                 path = stmt.path if stmt.path != "/" else app.path
                 spec = ProbeSpec(
-                    id=f"{rule.id.text}/{index}/{kind}/{source.name}>{app.session}:{app.name}",
+                    id=f"{rule.id.text}/{index}/{kind}/{source.name}>{app.session}:{app.name}"
+                    f"/{address}",
                     rule_id=rule.id.text,
                     statement=index,
                     hop=0,
                     vantage=source.vantage,
                     source=source.name,
                     target=app.proxy,
-                    address=str(app.address),
-                    family=app.address.version,
+                    address=str(address),
+                    family=address.version,
                     kind=kind,
                     ports=PortSet.of([app.port]),
                     expect=Expectation(Action.ALLOW, status=stmt.status, identity=app.identity),
@@ -215,6 +225,20 @@ class _Compiler:
             spec_ids=tuple(ids),
             empty_reason=reason,
         )
+
+    def app_addresses(self, apps: Sequence[App]) -> Iterator[tuple[App, IPAddress]]:
+        """Each app at the address the inventory gives, and at the proxy's first address of
+        the other family, so that IPv6 is held to the same expectations as IPv4."""
+        for app in apps:
+            yield app, app.address
+            proxy = self.inventory.host(app.proxy)
+            others = [
+                a
+                for a in (proxy.primary_addresses() if proxy else ())
+                if a.version != app.address.version
+            ]
+            if others:
+                yield app, others[0]
 
     # --- resolution ------------------------------------------------------------------------
 
@@ -357,11 +381,11 @@ def _spec_id(
     return f"{rule.id.text}/{index}/{hop - 1}/{source.name}>{target.name}/{address}/{item.protocol}"
 
 
-def _endpoint_label(endpoint: Endpoint) -> str:
+def _endpoint_label(endpoint: Endpoint, ports: bool = True) -> str:
     text = endpoint.name.text
     if endpoint.selector is not None:
         text += f"[{endpoint.selector.text}]"
-    if endpoint.ports:
+    if ports and endpoint.ports:
         text += ":" + ", ".join(_port_spec_label(p) for p in endpoint.ports)
     return text
 
@@ -392,4 +416,3 @@ def _empty_reason(
     if not targets:
         return f"no host in the inventory matches {_endpoint_label(target_ep)!r}"
     return "no source and target pair in scope, or every port was excepted"
-

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reachproof.plan import HopPlan, Plan, ProbeSpec
@@ -102,7 +103,9 @@ def render_plan_summary(plan: Plan, console: Console) -> None:
             blind = sum(1 for s in hop_specs if s.vantage is None)
             table.add_row(
                 rule.rule_id if index == 0 else "",
-                hop.label if hop.spec_ids else f"{hop.label}\n[magenta]{hop.empty_reason}[/]",
+                escape(hop.label)
+                if hop.spec_ids
+                else f"{escape(hop.label)}\n[magenta]{escape(hop.empty_reason or '')}[/]",
                 str(len(hop_specs)),
                 f"{fams.get(4, 0)}/{fams.get(6, 0)}",
                 f"{sum(_probes(s) for s in hop_specs):,}",

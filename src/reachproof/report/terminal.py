@@ -18,6 +18,19 @@ MARKS = {
 }
 # Evidence lines shown per hop before summarising the rest; the JSON report keeps them all.
 EVIDENCE_LINES = 8
+# A sampled port set can be a thousand ranges; the terminal shows its start and its size.
+PORTS_WIDTH = 40
+
+
+def short_ports(text: str, width: int = PORTS_WIDTH) -> str:
+    if len(text) <= width:
+        return text
+    count = sum(
+        int(b) - int(a) + 1 if sep else 1
+        for a, sep, b in (item.partition("-") for item in text.split(","))
+    )
+    head = text[:width].rsplit(",", 1)[0]
+    return f"{head},… ({count:,} ports)"
 
 
 def render_terminal(report: Report, console: Console) -> None:
@@ -86,7 +99,7 @@ def _evidence_line(item: Evidence) -> Text:
     if item.family == 6 and item.address:
         where = f"[{item.address}]"
     target = f"{item.target} {where}" if item.address else item.target
-    ports = f" {item.kind}/{item.ports}" if item.ports else f" {item.kind}"
+    ports = f" {item.kind}/{short_ports(item.ports)}" if item.ports else f" {item.kind}"
     facts = [item.state]
     if item.reason:
         facts.append(item.reason)
@@ -108,9 +121,7 @@ def _evidence_line(item: Evidence) -> Text:
 
 def _summary(console: Console, report: Report) -> None:
     counts = report.counts()
-    parts = [
-        Text(f"{counts[v]} {v}", style=MARKS[v][1] if counts[v] else "dim") for v in Verdict
-    ]
+    parts = [Text(f"{counts[v]} {v}", style=MARKS[v][1] if counts[v] else "dim") for v in Verdict]
     line = Text(f"{len(report.rules)} rules, {report.probes} probes: ")
     line.append_text(Text(", ").join(parts))
     console.print(line)

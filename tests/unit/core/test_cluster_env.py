@@ -21,7 +21,7 @@ def env_for(host: str, hosts: list[str] = HOSTS, base: int = 29500) -> dict[str,
         "BACKENDAI_CLUSTER_HOSTS": ",".join(hosts),
         "BACKENDAI_CLUSTER_REPLICAS": "main:1" + (f",sub:{subs}" if subs else ""),
         "BACKENDAI_CLUSTER_HOST": host,
-        "BACKENDAI_CLUSTER_IDX": host[len(role):],
+        "BACKENDAI_CLUSTER_IDX": host[len(role) :],
         "BACKENDAI_CLUSTER_ROLE": role,
         "BACKENDAI_CLUSTER_LOCAL_RANK": str(rank),
     }

@@ -56,4 +56,6 @@ def test_set_algebra_matches_python_sets(a: list[int], b: list[int]) -> None:
     assert set(pa) == set(a)
     assert set(pa.union(pb)) == set(a) | set(b)
     assert set(pa.difference(pb)) == set(a) - set(b)
+    assert set(pa.intersection(pb)) == set(a) & set(b)
+    assert pa.difference(pb) == PortSet.of(set(a) - set(b))
     assert len(pa) == len(set(a))

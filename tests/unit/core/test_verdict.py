@@ -10,7 +10,7 @@ from reachproof.policy.ast import Action, Severity
 from reachproof.ports import PortSet
 from reachproof.verdict import Verdict, combine, judge_plan, judge_port, judge_spec
 
-P, F, I = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
+P, F, U = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE  # U: undecided
 S = PortState
 
 # (action, state, attempts, closed_ok) → verdict. Silent ports need two attempts to decide.
@@ -18,31 +18,31 @@ TABLE = [
     (Action.ALLOW, S.OPEN, 1, False, P),
     (Action.ALLOW, S.CLOSED, 1, False, F),
     (Action.ALLOW, S.FILTERED, 2, False, F),
-    (Action.ALLOW, S.FILTERED, 1, False, I),
+    (Action.ALLOW, S.FILTERED, 1, False, U),
     (Action.ALLOW, S.PROHIBITED, 1, False, F),
     (Action.ALLOW, S.UNREACHABLE, 1, False, F),
-    (Action.ALLOW, S.OPEN_FILTERED, 2, False, I),
-    (Action.ALLOW, S.ERROR, 1, False, I),
+    (Action.ALLOW, S.OPEN_FILTERED, 2, False, U),
+    (Action.ALLOW, S.ERROR, 1, False, U),
     (Action.REACH, S.OPEN, 1, False, P),
     (Action.REACH, S.CLOSED, 1, False, P),
     (Action.REACH, S.FILTERED, 2, False, F),
-    (Action.REACH, S.FILTERED, 1, False, I),
+    (Action.REACH, S.FILTERED, 1, False, U),
     (Action.REACH, S.PROHIBITED, 1, False, F),
     (Action.REACH, S.UNREACHABLE, 1, False, F),
-    (Action.REACH, S.OPEN_FILTERED, 3, False, I),
-    (Action.REACH, S.ERROR, 1, False, I),
+    (Action.REACH, S.OPEN_FILTERED, 3, False, U),
+    (Action.REACH, S.ERROR, 1, False, U),
     (Action.DENY, S.OPEN, 1, False, F),
     (Action.DENY, S.OPEN, 1, True, F),
     (Action.DENY, S.CLOSED, 1, False, F),
     (Action.DENY, S.CLOSED, 1, True, P),
     (Action.DENY, S.FILTERED, 2, False, P),
     (Action.DENY, S.FILTERED, 3, True, P),
-    (Action.DENY, S.FILTERED, 1, False, I),
-    (Action.DENY, S.FILTERED, 0, False, I),
+    (Action.DENY, S.FILTERED, 1, False, U),
+    (Action.DENY, S.FILTERED, 0, False, U),
     (Action.DENY, S.PROHIBITED, 1, False, P),
     (Action.DENY, S.UNREACHABLE, 1, False, P),
-    (Action.DENY, S.OPEN_FILTERED, 2, False, I),
-    (Action.DENY, S.ERROR, 2, False, I),
+    (Action.DENY, S.OPEN_FILTERED, 2, False, U),
+    (Action.DENY, S.ERROR, 2, False, U),
 ]
 
 
@@ -64,13 +64,13 @@ def test_port_verdict(
 @pytest.mark.parametrize(
     ("verdicts", "expected"),
     [
-        ([], I),
+        ([], U),
         ([P], P),
         ([P, P], P),
-        ([P, I], I),
+        ([P, U], U),
         ([P, F], F),
-        ([I, F], F),
-        ([F, I, P], F),
+        ([U, F], F),
+        ([F, U, P], F),
     ],
 )
 def test_combine(verdicts: list[Verdict], expected: Verdict) -> None:
@@ -107,25 +107,25 @@ def _result(ports: str, state: PortState, attempts: int = 2) -> PortResult:
 
 def test_no_vantage_is_inconclusive_never_pass() -> None:
     [evidence] = judge_spec(_spec(vantage=None), None)
-    assert evidence.verdict is I
+    assert evidence.verdict is U
     assert evidence.note == "no vantage"
 
 
 def test_missing_observation_is_inconclusive() -> None:
     [evidence] = judge_spec(_spec(), None)
-    assert evidence.verdict is I
+    assert evidence.verdict is U
 
 
 def test_vantage_error_is_inconclusive() -> None:
     [evidence] = judge_spec(_spec(), Observation("x", error="ssh: connection refused"))
-    assert evidence.verdict is I
+    assert evidence.verdict is U
     assert "ssh" in evidence.note
 
 
 def test_ports_nobody_observed_are_inconclusive() -> None:
     obs = Observation("x", (_result("1-50", S.FILTERED),))
     evidence = judge_spec(_spec(), obs)
-    assert [e.verdict for e in evidence] == [P, I]
+    assert [e.verdict for e in evidence] == [P, U]
     assert evidence[1].ports == "51-100"
 
 
@@ -135,9 +135,7 @@ def test_results_outside_the_spec_do_not_count() -> None:
 
 
 def test_one_open_port_in_a_sweep_fails_the_deny() -> None:
-    obs = Observation(
-        "x", (_result("1-21,23-100", S.FILTERED), _result("22", S.OPEN, 1))
-    )
+    obs = Observation("x", (_result("1-21,23-100", S.FILTERED), _result("22", S.OPEN, 1)))
     verdicts = {e.ports: e.verdict for e in judge_spec(_spec(), obs)}
     assert verdicts == {"1-21,23-100": P, "22": F}
 
@@ -155,10 +153,18 @@ def _app_spec(kind: ProbeKind, status: int | None, identity: str | None) -> Prob
         (ProbeKind.HTTP, None, {"status": "400", "identity": "session=s1 host=main1"}, F),
         (ProbeKind.HTTP, 200, {"status": "200", "identity": "session=s2 host=main1"}, F),
         (ProbeKind.HTTP, 200, {"identity": "session=s1 host=main1"}, F),
-        (ProbeKind.WEBSOCKET, None, {"status": "101", "websocket": "ok",
-                                     "identity": "session=s1 host=main1"}, P),
-        (ProbeKind.WEBSOCKET, None, {"status": "101", "websocket": "no echo",
-                                     "identity": "session=s1 host=main1"}, F),
+        (
+            ProbeKind.WEBSOCKET,
+            None,
+            {"status": "101", "websocket": "ok", "identity": "session=s1 host=main1"},
+            P,
+        ),
+        (
+            ProbeKind.WEBSOCKET,
+            None,
+            {"status": "101", "websocket": "no echo", "identity": "session=s1 host=main1"},
+            F,
+        ),
     ],
 )
 def test_app_expectations(
@@ -181,8 +187,8 @@ def test_app_unreachable_fails() -> None:
     [
         ((("ran", "cluster-env"),), P),
         ((("ran", "cluster-env"), ("problem", "BACKENDAI_CLUSTER_SIZE is not set")), F),
-        ((), I),
-        ((("ran", "training-env"),), I),
+        ((), U),
+        ((("ran", "training-env"),), U),
     ],
 )
 def test_check_verdicts(detail: tuple[tuple[str, str], ...], expected: Verdict) -> None:
@@ -222,7 +228,7 @@ def test_fail_outweighs_inconclusive() -> None:
 
 def test_empty_target_set_is_inconclusive() -> None:
     [rule] = judge_plan(_plan([()]), [])
-    assert rule.verdict is I
+    assert rule.verdict is U
     assert "nothing here" in rule.reason
 
 
@@ -231,4 +237,4 @@ def test_advisory_rule_warns_instead_of_failing() -> None:
     [rule] = judge_plan(plan, [_obs("a", S.OPEN)])
     assert rule.verdict is Verdict.WARN
     [rule] = judge_plan(plan, [])
-    assert rule.verdict is I
+    assert rule.verdict is U
