@@ -13,6 +13,7 @@ import struct
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -23,6 +24,37 @@ from reachproof.lab.topology import LabOptions
 
 DENY_TIMEOUT = 0.7  # a blocked connect: silence for this long counts as dropped
 ALLOW_TIMEOUT = 3.0
+
+
+HOST_SYSCTLS = (
+    "net/ipv4/ip_forward",
+    "net/ipv6/conf/all/forwarding",
+    "net/ipv6/conf/default/accept_dad",
+    "net/bridge/bridge-nf-call-iptables",
+    "net/ipv4/conf/all/send_redirects",
+)
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    links: frozenset[str]
+    sysctls: tuple[tuple[str, str], ...]
+
+
+def host_snapshot() -> HostSnapshot:
+    """Read-only look at the host's namespace: interface names and a few sysctls."""
+    links = frozenset(p.name for p in Path("/sys/class/net").iterdir())
+    values = []
+    for key in HOST_SYSCTLS:
+        path = Path("/proc/sys") / key
+        values.append((key, path.read_text().strip() if path.exists() else "-"))
+    return HostSnapshot(links, tuple(values))
+
+
+@dataclass(frozen=True)
+class CleanLab:
+    handle: LabHandle
+    host_before: HostSnapshot
 
 
 def skip_reason() -> str | None:

@@ -6,8 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CleanLab, host_snapshot
-from labkit import banner, blocked, http_get, skip_reason, state, websocket_echo
+from labkit import (
+    CleanLab,
+    banner,
+    blocked,
+    host_snapshot,
+    http_get,
+    skip_reason,
+    state,
+    websocket_echo,
+)
 
 from reachproof.inventory.load import load_inventory
 from reachproof.lab.netns import Connect, list_netns, resolve_in_netns

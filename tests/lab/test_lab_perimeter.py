@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CleanLab
-from labkit import lab, overlay_injection_arrives, reply_ttls, skip_reason, state
+from labkit import CleanLab, lab, overlay_injection_arrives, reply_ttls, skip_reason, state
 
 from reachproof.lab.netns import Connect
 
