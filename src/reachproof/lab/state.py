@@ -13,6 +13,7 @@ after a crash, a SIGKILL of the supervisor, or a half-finished `lab up`:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -161,6 +162,10 @@ def teardown(prefix: str) -> list[str]:
         if inventory.is_file():
             inventory.unlink()
             removed.append(str(inventory))
+        # .reachproof/lab/<prefix>/ was made for this lab alone; leave it if anything else is there.
+        if inventory.parent.name == prefix:
+            with contextlib.suppress(OSError):
+                inventory.parent.rmdir()
     directory = state_dir(prefix)
     if directory.exists():
         shutil.rmtree(directory, ignore_errors=True)
