@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from reachproof import __version__
-from reachproof.errors import ReachproofError
+from reachproof.errors import InventoryError, PolicyError, ReachproofError
 
 app = typer.Typer(
     name="reachproof",
@@ -36,9 +36,6 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
-
-stderr = Console(stderr=True, highlight=False)
-
 
 class PlanFormat(StrEnum):
     TABLE = "table"
@@ -58,18 +55,19 @@ InventoryOpt = Annotated[
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn reachproof's own errors into a message on stderr and their exit code."""
+    """Turn reachproof's own errors into a message on stderr and their exit code.
+
+    Plain text, never wrapped: `path:line:col: message` lines must stay whole for editors and
+    CI log parsers; other errors start with `error:`.
+    """
     try:
         yield
     except ReachproofError as exc:
-        stderr.print(f"[bold red]error:[/] {_escape(str(exc))}")
+        text = str(exc)
+        if not isinstance(exc, PolicyError | InventoryError):
+            text = f"error: {text}"
+        sys.stderr.write(text.rstrip("\n") + "\n")
         raise typer.Exit(exc.exit_code) from exc
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _version(value: bool) -> None:

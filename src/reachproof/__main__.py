@@ -1,0 +1,5 @@
+"""`python -m reachproof` runs the command line."""
+
+from reachproof.cli import main
+
+main()
