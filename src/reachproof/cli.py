@@ -37,6 +37,7 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
+
 class PlanFormat(StrEnum):
     TABLE = "table"
     JSON = "json"

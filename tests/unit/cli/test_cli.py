@@ -48,7 +48,9 @@ def test_lint_names_file_line_and_column(tmp_path: Path) -> None:
 def test_lint_reports_every_error_of_a_file(tmp_path: Path) -> None:
     bad = tmp_path / "two.policy"
     bad.write_text(
-        'policy "p"\nrole a\nrule R1 "x":\n    deny a -> b:tcp/0\nrule R1 "y":\n    deny a -> a:nope\n',
+        'policy "p"\nrole a\n'
+        'rule R1 "x":\n    deny a -> b:tcp/0\n'
+        'rule R1 "y":\n    deny a -> a:nope\n',
         encoding="utf-8",
     )
     result = run("policy", "lint", bad)
