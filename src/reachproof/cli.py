@@ -123,6 +123,17 @@ def plan_command(
         render_plan_summary(prepared.plan, Console(highlight=False))
 
 
+def _mount_lab() -> None:
+    from reachproof.lab.cli import app as lab_app
+
+    app.add_typer(
+        lab_app, name="lab", help="Build, inspect and remove the reference lab (needs root)."
+    )
+
+
+_mount_lab()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     command: Callable[..., object] = typer.main.get_command(app)
