@@ -1,0 +1,70 @@
+"""The worker's wire protocol: JSON objects, one per line, over the worker's stdin/stdout.
+
+Start-up (the engine's side of the pipe):
+    argv  = [*transport_prefix, python, "-u", "-c", BOOTSTRAP]
+    stdin ← b"<N>\\n" + N bytes of worker source (UTF-8), then protocol lines
+The bootstrap reads the length line and the source, then runs it; the source's `main()` speaks
+the protocol below. Nothing is ever built as a shell string.
+
+Engine → worker (requests)
+    {"op": "hello"}
+    {"op": "probe", "id": str, "kind": KIND, "address": str | None, "family": 4 | 6 | None,
+     "resolve": str | None,            # resolve this hostname at the vantage and probe that
+     "ports": [[first, last], ...],    # ranges; [] for checks
+     "timeout": float,                 # seconds to wait for an answer to one attempt
+     "attempts": int,                  # at most this many attempts for a silent port (≥ 2)
+     "pps": int,                       # packets per second this probe may send (0: no limit)
+     "params": {str: str}}             # http: path, host; check: check, expect.*
+    {"op": "bye"}
+
+Worker → engine (replies; `id` echoes the probe)
+    {"op": "hello", "version": 1, "pid": int, "uid": int, "python": str,
+     "raw": bool,                      # raw sockets permitted (SYN, ICMP)
+     "hostname": str}
+    {"op": "progress", "id": str, "done": int, "total": int}     # ports done so far
+    {"op": "result", "id": str,
+     "results": [{"ports": [[first, last], ...], "state": STATE, "reason": str,
+                  "attempts": int, "rtt_ms": float | None, "ttl": int | None}, ...],
+     "detail": [[key, value], ...],    # http: status, identity, websocket; check: ran, problem
+     "error": str | None,              # the probe could not run at all
+     "degraded": str | None}           # e.g. "raw sockets not permitted: connect probes used"
+    {"op": "log", "message": str}      # diagnostics, shown with --verbose
+    {"op": "bye"}
+
+Results group consecutive ports that ended alike; every requested port appears exactly once.
+"""
+
+from __future__ import annotations
+
+VERSION = 1
+
+# Probe kinds a worker understands.
+KIND_TCP_SYN = "tcp-syn"  # raw SYN, hop attribution by TTL; needs raw sockets
+KIND_TCP_CONNECT = "tcp-connect"  # connect(); no privilege needed
+KIND_UDP = "udp"
+KIND_ICMP = "icmp"  # echo request; one "port" placeholder [[0, 0]]
+KIND_HTTP = "http"
+KIND_WEBSOCKET = "websocket"
+KIND_CHECK = "check"  # in-container checks: params["check"] in cluster-env, training-env, hostnames
+
+KINDS = (
+    KIND_TCP_SYN,
+    KIND_TCP_CONNECT,
+    KIND_UDP,
+    KIND_ICMP,
+    KIND_HTTP,
+    KIND_WEBSOCKET,
+    KIND_CHECK,
+)
+
+# Port states, as reachproof.observation.PortState values.
+STATES = ("open", "closed", "filtered", "prohibited", "unreachable", "open|filtered", "error")
+
+BOOTSTRAP = (
+    "import sys;"
+    "n=int(sys.stdin.buffer.readline());"
+    "src=sys.stdin.buffer.read(n).decode('utf-8');"
+    "ns={'__name__':'reachproof_worker'};"
+    "exec(compile(src,'<reachproof-worker>','exec'),ns);"
+    "ns['main']()"
+)
