@@ -1,11 +1,11 @@
 """Policy text → AST, with every problem reported at its line and column.
 
-Parsing is two passes, as in lark's `create_ast` example: the LALR grammar
-(`grammar.lark`) gives a parse tree with positions, `_Builder` turns it into the frozen AST of
-`ast.py`, and `check.check_policy` checks meaning (references, ranges, scopes); `syntax_errors` words
-lark's errors. A syntax error stops at the first problem; meaning errors are all reported
-together, so a user fixes a file
-in one round. Whatever the text, the only exception that leaves `parse_policy` is PolicyError.
+Parsing is two passes, as in lark's `create_ast` example: the LALR grammar (`grammar.lark`)
+gives a parse tree with positions, `_Builder` turns it into the frozen AST of `ast.py`, and
+`check.check_policy` checks meaning (references, ranges, scopes); `syntax_errors` puts lark's
+errors into words. A syntax error stops at the first problem; meaning errors are all reported
+together, so a user fixes a file in one round. Whatever the text, the only exception that
+leaves `parse_policy` is PolicyError.
 """
 
 from __future__ import annotations
