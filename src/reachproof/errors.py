@@ -54,10 +54,11 @@ class Diagnostic:
         head = f"{self.path}:{self.line}:{self.column}: {self.message}"
         if source is None:
             return head
-        lines = source.splitlines()
+        # Count lines as the parsers do: only "\n" ends a line (not U+2028 and friends).
+        lines = source.split("\n")
         if not 1 <= self.line <= len(lines):
             return head
-        text = lines[self.line - 1].expandtabs(1)
+        text = lines[self.line - 1].rstrip("\r").expandtabs(1)
         caret = " " * (max(self.column, 1) - 1) + "^"
         return f"{head}\n    {text}\n    {caret}"
 
