@@ -39,7 +39,7 @@ unit: venv
 test: system-deps venv lint typecheck unit
 
 demo: system-deps venv
-	$(BIN)/reachproof plan --policy policies/backend-ai.policy --inventory examples/lab-small.yaml
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
