@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+from reachproof.engine.options import EngineOptions
+from reachproof.engine.progress import ProgressSink
+from reachproof.errors import UsageError
 from reachproof.inventory.load import load_inventory
 from reachproof.inventory.model import Inventory
 from reachproof.observation import Observation
@@ -25,11 +28,39 @@ class Prepared:
     plan: Plan
 
 
-def prepare(policy_path: Path, inventory_path: Path) -> Prepared:
-    """Load both files and compile the plan; raises PolicyError / InventoryError on bad input."""
-    policy = load_policy(policy_path)
+def prepare(policy_path: Path, inventory_path: Path, rules: Sequence[str] = ()) -> Prepared:
+    """Load both files and compile the plan (only `rules`, when given).
+
+    Raises PolicyError / InventoryError on bad input, UsageError for an unknown rule id.
+    """
+    policy = select_rules(load_policy(policy_path), rules)
     inventory = load_inventory(inventory_path)
     return Prepared(policy, inventory, compile_plan(policy, inventory))
+
+
+def select_rules(policy: Policy, rules: Sequence[str]) -> Policy:
+    if not rules:
+        return policy
+    known = [r.id.text for r in policy.rules]
+    unknown = [r for r in rules if r not in known]
+    if unknown:
+        raise UsageError(
+            f"{policy.path}: no rule {', '.join(map(repr, unknown))} (rules: {', '.join(known)})"
+        )
+    return replace(policy, rules=tuple(r for r in policy.rules if r.id.text in rules))
+
+
+def run_check(
+    prepared: Prepared,
+    options: EngineOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> Report:
+    """Probe the plan at its vantage points and judge every rule."""
+    from reachproof.engine.engine import run_plan
+
+    started = datetime.now(UTC)
+    observations = run_plan(prepared.plan, prepared.inventory, options, progress)
+    return build_report(prepared, observations, started, datetime.now(UTC))
 
 
 def build_report(

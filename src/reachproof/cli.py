@@ -12,13 +12,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from reachproof import __version__
-from reachproof.errors import InventoryError, PolicyError, ReachproofError
+from reachproof.errors import InventoryError, PolicyError, ReachproofError, UsageError
+
+if TYPE_CHECKING:
+    from reachproof.report.writers import Format
+
+E = TypeVar("E", bound=StrEnum)
 
 app = typer.Typer(
     name="reachproof",
@@ -121,6 +126,82 @@ def plan_command(
         sys.stdout.write(render_plan_json(prepared.plan))
     else:
         render_plan_summary(prepared.plan, Console(highlight=False))
+
+
+@app.command("check")
+def check_command(
+    policy: PolicyOpt,
+    inventory: InventoryOpt,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="terminal, json, junit, sarif, html or markdown; repeatable. Default: the "
+            "terminal report on stdout and every file format in the output directory.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Directory for report files (default: reports/<UTC time>/)."
+        ),
+    ] = None,
+    rules: Annotated[
+        list[str] | None, typer.Option("--rule", "-r", help="Check only this rule; repeatable.")
+    ] = None,
+    pps: Annotated[
+        int | None, typer.Option("--pps", help="Packets per second, all vantages together.")
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="TCP probes: syn (raw, falls back to connect), connect.")
+    ] = "syn",
+) -> None:
+    """Probe every documented rule from its vantage points and report PASS / FAIL / INCONCLUSIVE.
+
+    Exit 0 every rule holds, 1 a rule FAILED, 2 invalid input, 3 nothing failed but something could not be decided.
+    """  # noqa: E501
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from reachproof.api import prepare, run_check
+    from reachproof.engine.options import EngineOptions, TcpEngine
+    from reachproof.report.live import vantage_progress
+    from reachproof.report.terminal import render_terminal
+    from reachproof.report.writers import Format, default_output_dir, write_reports
+
+    console = Console(highlight=False)
+    with user_errors():
+        wanted = _formats(formats)
+        options = EngineOptions(engine=_choice(TcpEngine, engine, "--engine"))
+        if pps is not None:
+            options = replace(options, pps=pps, vantage_pps=pps)
+        prepared = prepare(policy, inventory, rules or ())
+        with vantage_progress(prepared.plan, Console(stderr=True)) as progress:
+            report = run_check(prepared, options, progress)
+        if Format.TERMINAL in wanted:
+            render_terminal(report, console)
+        directory = output or default_output_dir(Path("reports"), datetime.now(UTC))
+        written = write_reports(report, wanted, directory)
+    if written:
+        console.print(f"reports: {', '.join(str(p) for p in written)}")
+    raise typer.Exit(report.exit_code)
+
+
+def _formats(given: list[str] | None) -> list[Format]:
+    from reachproof.report.writers import Format
+
+    if not given:
+        return list(Format)
+    return [_choice(Format, item, "--format") for item in given]
+
+
+def _choice(kind: type[E], value: str, option: str) -> E:
+    try:
+        return kind(value)
+    except ValueError as exc:
+        choices = ", ".join(str(v.value) for v in kind)
+        raise UsageError(f"{option} {value!r}: expected one of {choices}") from exc
 
 
 def _mount_lab() -> None:
