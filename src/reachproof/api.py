@@ -6,9 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reachproof.engine.options import EngineOptions
-from reachproof.engine.progress import ProgressSink
 from reachproof.errors import UsageError
 from reachproof.inventory.load import load_inventory
 from reachproof.inventory.model import Inventory
@@ -19,6 +18,10 @@ from reachproof.policy.compile import compile_plan
 from reachproof.policy.parse import load_policy
 from reachproof.report.model import InputFile, Report
 from reachproof.verdict import judge_plan
+
+if TYPE_CHECKING:  # the engine is imported only when something is probed
+    from reachproof.engine.options import EngineOptions
+    from reachproof.engine.progress import ProgressSink
 
 
 @dataclass(frozen=True)
