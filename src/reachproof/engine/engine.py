@@ -1,0 +1,158 @@
+"""The scheduler: a Plan's specs, run at their vantage points, become Observations.
+
+Vantages run concurrently (one worker each, probes multiplexed over its pipe, at most
+`in_flight` requests outstanding); packets per second are split statically between vantages
+and between a vantage's requests (ratelimit.py), so no limit is exceeded whatever finishes
+first. Specs without a vantage are not sent (the verdict says "no vantage"); a vantage that
+fails turns its specs into error observations (the verdict says INCONCLUSIVE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Sequence
+
+from reachproof.engine.options import EngineOptions, TcpEngine
+from reachproof.engine.progress import ProbeProgress, ProgressSink
+from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budget
+from reachproof.engine.scope import check_scope
+from reachproof.engine.translate import observation_from_result, probe_request, worker_kind
+from reachproof.engine.vantage import Worker
+from reachproof.errors import VantageError
+from reachproof.inventory.model import Inventory, Vantage
+from reachproof.observation import Observation
+from reachproof.plan import Plan, ProbeKind, ProbeSpec
+
+
+def run_plan(
+    plan: Plan,
+    inventory: Inventory,
+    options: EngineOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> tuple[Observation, ...]:
+    """Observe every spec of `plan` that has a vantage; raises OutOfScopeError before sending
+    anything if a target is not declared by `inventory`."""
+    return run_specs(plan.specs, inventory, options, progress)
+
+
+def run_specs(
+    specs: Sequence[ProbeSpec],
+    inventory: Inventory,
+    options: EngineOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> tuple[Observation, ...]:
+    check_scope(specs, inventory)
+    return asyncio.run(observe(specs, inventory, options or EngineOptions(), progress))
+
+
+async def observe(
+    specs: Sequence[ProbeSpec],
+    inventory: Inventory,
+    options: EngineOptions,
+    progress: ProgressSink | None = None,
+) -> tuple[Observation, ...]:
+    """The asynchronous core of run_specs (the caller has checked the scope)."""
+    groups: dict[str, list[ProbeSpec]] = {}
+    for spec in specs:
+        if spec.vantage is not None:
+            groups.setdefault(spec.vantage, []).append(spec)
+    budget = vantage_budget(options.pps, options.vantage_pps, len(groups))
+    runs = [
+        _run_vantage(name, inventory.vantage(name), group, options, budget, progress)
+        for name, group in groups.items()
+    ]
+    observed: dict[str, Observation] = {}
+    for batch in await asyncio.gather(*runs):
+        observed.update((o.spec_id, o) for o in batch)
+    # In plan order, whatever order the vantages finished in.
+    return tuple(observed[s.id] for s in specs if s.id in observed)
+
+
+async def _run_vantage(
+    name: str,
+    vantage: Vantage | None,
+    specs: list[ProbeSpec],
+    options: EngineOptions,
+    budget: int,
+    progress: ProgressSink | None,
+) -> list[Observation]:
+    if vantage is None:
+        return _errors(specs, f"vantage {name!r} is not in the inventory")
+    nmap_specs: list[ProbeSpec] = []
+    if options.engine is TcpEngine.NMAP:
+        nmap_specs = [s for s in specs if s.kind is ProbeKind.TCP]
+        specs = [s for s in specs if s.kind is not ProbeKind.TCP]
+    jobs = []
+    if nmap_specs:
+        from reachproof.engine.nmap import run_nmap
+
+        jobs.append(run_nmap(vantage, nmap_specs, options, budget, progress))
+    if specs:
+        jobs.append(_run_worker(vantage, specs, options, budget, progress))
+    out: list[Observation] = []
+    for batch in await asyncio.gather(*jobs):
+        out.extend(batch)
+    return out
+
+
+async def _run_worker(
+    vantage: Vantage,
+    specs: list[ProbeSpec],
+    options: EngineOptions,
+    budget: int,
+    progress: ProgressSink | None,
+) -> list[Observation]:
+    try:
+        worker = await Worker.start(vantage, _source(options), options.start_timeout)
+    except VantageError as exc:
+        return _errors(specs, str(exc))
+    try:
+        assert worker.hello is not None
+        raw = worker.hello.raw
+        syn = options.engine is TcpEngine.SYN
+        degraded = None
+        if syn and not raw:
+            degraded = f"raw sockets not permitted at {vantage.name}: connect probes used"
+        pps = probe_budget(budget, options.in_flight, len(specs))
+        gate = asyncio.Semaphore(options.in_flight)
+
+        async def one(spec: ProbeSpec) -> Observation:
+            async with gate:
+                return await _probe(worker, spec, worker_kind(spec.kind, raw, syn), pps)
+
+        async def _probe(worker: Worker, spec: ProbeSpec, kind: str, pps: int) -> Observation:
+            request = probe_request(spec, kind, options.timeout, options.attempts, pps, spec.id)
+            total = max(1, len(spec.ports))
+            deadline = options.grace + expected_seconds(
+                total, options.attempts, options.timeout, pps
+            )
+
+            def moved(done: int, _total: int) -> None:
+                if progress is not None:
+                    progress(ProbeProgress(vantage.name, spec.id, min(done, total), total))
+
+            try:
+                message = await worker.probe(request, deadline, moved)
+            except VantageError as exc:
+                return Observation(spec.id, error=str(exc))
+            finally:
+                moved(total, total)
+            note = degraded if spec.kind is ProbeKind.TCP else None
+            return observation_from_result(spec, message, note)
+
+        return list(await asyncio.gather(*(one(s) for s in specs)))
+    finally:
+        await worker.close()
+
+
+def _source(options: EngineOptions) -> str:
+    if options.worker_source is not None:
+        return options.worker_source
+    # Imported late: the worker package is shipped as source, not needed to plan or judge.
+    bundle = importlib.import_module("reachproof.worker.bundle")
+    return str(bundle.worker_source())
+
+
+def _errors(specs: Sequence[ProbeSpec], cause: str) -> list[Observation]:
+    return [Observation(s.id, error=cause) for s in specs]
