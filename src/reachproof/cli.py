@@ -19,6 +19,7 @@ from rich.console import Console
 
 from reachproof import __version__
 from reachproof.errors import InventoryError, PolicyError, ReachproofError, UsageError
+from reachproof.scan import scan_command
 
 if TYPE_CHECKING:
     from reachproof.report.writers import Format
@@ -213,6 +214,7 @@ def _mount_lab() -> None:
 
 
 _mount_lab()
+app.command("scan")(scan_command)
 
 
 def main(argv: list[str] | None = None) -> None:
