@@ -1,0 +1,64 @@
+"""`check` probes: in-container checks against the environment of the worker's own process.
+
+Only the expected values (`expect.*` params: the inventory's view of this container) come
+from the engine; the environment checked is always `os.environ` here, at the vantage.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+
+from reachproof.checks.cluster_env import cluster_env_problems, training_env_problems
+from reachproof.worker.wire import ProbeReport, Request
+
+EXPECT_PREFIX = "expect."
+
+
+def hostname_problems(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(problems, resolved): every peer of BACKENDAI_CLUSTER_HOSTS must resolve here."""
+    hosts_text = env.get("BACKENDAI_CLUSTER_HOSTS")
+    if not hosts_text:
+        return ["BACKENDAI_CLUSTER_HOSTS is not set: no peers to resolve"], []
+    me = env.get("BACKENDAI_CLUSTER_HOST")
+    problems: list[str] = []
+    resolved: list[str] = []
+    for host in hosts_text.split(","):
+        if not host or host == me:
+            continue
+        try:
+            infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            problems.append(f"peer {host} does not resolve: {exc}")
+            continue
+        addresses = sorted({str(info[4][0]) for info in infos})
+        if not addresses:
+            problems.append(f"peer {host} resolves to no address")
+        else:
+            resolved.append(f"{host}={','.join(addresses)}")
+    return problems, resolved
+
+
+def run_check(request: Request, report: ProbeReport) -> None:
+    name = request.params.get("check", "")
+    env = dict(os.environ)
+    if name == "cluster-env":
+        expected = {
+            key[len(EXPECT_PREFIX) :]: value
+            for key, value in request.params.items()
+            if key.startswith(EXPECT_PREFIX)
+        }
+        problems = cluster_env_problems(env, expected or None)
+    elif name == "training-env":
+        problems = training_env_problems(env)
+    elif name == "hostnames":
+        problems, resolved = hostname_problems(env)
+        for entry in resolved:
+            report.add_detail("resolved", entry)
+    else:
+        report.error = f"unknown check {name!r} (cluster-env, training-env, hostnames)"
+        return
+    report.add_detail("ran", name)
+    for problem in problems:
+        report.add_detail("problem", problem)

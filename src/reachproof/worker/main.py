@@ -1,0 +1,150 @@
+"""The worker's main loop: read requests line by line, run probes concurrently, reply.
+
+Each probe runs in a pool thread; a probe that raises becomes its own `result` with `error`
+set, so one bad probe never takes the worker (and every other probe) down. Unknown or
+malformed lines are logged and skipped. EOF or `bye` lets running probes finish, then the
+worker says `bye` and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from reachproof.worker import protocol
+from reachproof.worker.checks import run_check
+from reachproof.worker.connect import run_connect
+from reachproof.worker.target import NoSuchHost, Target, resolve_target
+from reachproof.worker.wire import (
+    BadRequest,
+    Outcome,
+    Output,
+    ProbeReport,
+    Progress,
+    Request,
+    parse_probe,
+)
+
+MAX_CONCURRENT_PROBES = 32
+
+if TYPE_CHECKING:  # subscripted ABCs fail at runtime on the Python 3.8 a vantage may have
+    NetworkProbe = Callable[[Request, Target, ProbeReport, Progress], None]
+
+
+def raw_permitted() -> bool:
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP).close()
+    except OSError:
+        return False
+    return True
+
+
+def hello() -> dict[str, Any]:
+    return {
+        "op": "hello",
+        "version": protocol.VERSION,
+        "pid": os.getpid(),
+        "uid": os.getuid(),
+        "python": sys.version.split()[0],
+        "raw": raw_permitted(),
+        "hostname": socket.gethostname(),
+    }
+
+
+def _network_probes() -> dict[str, NetworkProbe]:
+    return {
+        protocol.KIND_TCP_CONNECT: run_connect,
+    }
+
+
+def _run_network(request: Request, report: ProbeReport, progress: Progress) -> None:
+    runner = _network_probes().get(request.kind)
+    if runner is None:
+        report.error = f"unknown probe kind {request.kind!r}"
+        return
+    try:
+        target = resolve_target(request)
+    except NoSuchHost as exc:
+        report.add_detail("resolve-error", str(exc))
+        for port in request.ports:
+            report.outcomes[port] = Outcome("unreachable", "no-such-host", 0)
+        return
+    if target.resolved_from is not None:
+        report.add_detail("resolved", target.address)
+    runner(request, target, report, progress)
+
+
+def run_probe(request: Request, output: Output) -> None:
+    report = ProbeReport()
+    progress = Progress(output, request.id, len(request.ports))
+    try:
+        if request.kind == protocol.KIND_CHECK:
+            run_check(request, report)
+        else:
+            _run_network(request, report, progress)
+    except Exception as exc:  # a probe's bug must not kill the worker
+        report.error = f"{type(exc).__name__}: {exc}"
+        output.log(f"probe {request.id} failed:\n{traceback.format_exc()}")
+    if report.error is not None:
+        fill = Outcome("error", "probe-failed", 0)
+    else:
+        fill = Outcome("error", "not-probed", 0)
+    for port in request.ports:
+        report.outcomes.setdefault(port, fill)
+    if request.ports:
+        progress.update(len(request.ports), force=True)
+    output.send(report.message(request.id))
+
+
+def serve(lines: Iterable[bytes], output: Output) -> None:
+    pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_PROBES)
+    try:
+        for raw_line in lines:
+            line = raw_line.strip()
+            if not line:
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                output.log(f"malformed line ignored: {line[:200]!r}")
+                continue
+            if not isinstance(message, dict):
+                output.log(f"not a JSON object, ignored: {line[:200]!r}")
+                continue
+            op = message.get("op")
+            if op == "hello":
+                output.send(hello())
+            elif op == "probe":
+                try:
+                    request = parse_probe(message)
+                except BadRequest as exc:
+                    output.log(f"bad probe request: {exc}")
+                    if isinstance(message.get("id"), str):
+                        output.send(_rejected(message["id"], str(exc)))
+                    continue
+                pool.submit(run_probe, request, output)
+            elif op == "bye":
+                break
+            else:
+                output.log(f"unknown op {op!r} ignored")
+    finally:
+        pool.shutdown(wait=True)
+    output.send({"op": "bye"})
+
+
+def _rejected(probe_id: str, why: str) -> dict[str, Any]:
+    report = ProbeReport()
+    report.error = f"bad request: {why}"
+    return report.message(probe_id)
+
+
+def main() -> None:
+    stdout = sys.stdout
+    output = Output(stdout.write, stdout.flush)
+    serve(sys.stdin.buffer, output)

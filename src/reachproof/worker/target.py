@@ -1,0 +1,52 @@
+"""Which address a probe goes to: the given one, or a hostname resolved at the vantage."""
+
+from __future__ import annotations
+
+import socket
+from typing import NamedTuple
+
+from reachproof.worker.wire import Request
+
+
+class NoSuchHost(Exception):
+    """The vantage could not resolve the probe's hostname (a real finding, not a bug)."""
+
+
+class Target(NamedTuple):
+    address: str
+    family: int  # socket.AF_INET or socket.AF_INET6
+    resolved_from: str | None
+
+
+def family_of(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def resolve_target(request: Request) -> Target:
+    if request.resolve:
+        wanted = {4: socket.AF_INET, 6: socket.AF_INET6}.get(request.family or 0, 0)
+        try:
+            infos = socket.getaddrinfo(request.resolve, None, wanted, socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise NoSuchHost(f"{request.resolve}: {exc}") from exc
+        for family, _type, _proto, _name, addr in infos:
+            if family in (socket.AF_INET, socket.AF_INET6):
+                return Target(str(addr[0]), family, request.resolve)
+        raise NoSuchHost(f"{request.resolve}: no IPv4/IPv6 address")
+    if not request.address:
+        raise ValueError("the probe names neither an address nor a hostname to resolve")
+    try:
+        socket.inet_pton(family_of(request.address), request.address)
+    except OSError as exc:
+        raise ValueError(f"{request.address!r} is not an IP address") from exc
+    return Target(request.address, family_of(request.address), None)
+
+
+def route_source(target: Target) -> str:
+    """The local address the kernel would use toward the target (no packet is sent)."""
+    probe = socket.socket(target.family, socket.SOCK_DGRAM)
+    try:
+        probe.connect((target.address, 9))
+        return str(probe.getsockname()[0])
+    finally:
+        probe.close()
