@@ -1,0 +1,534 @@
+"""One self-contained HTML file for a security review.
+
+Summary, the documented flows drawn as inline SVG (each hop green, red, amber or grey by its
+verdict), the zone reachability matrix, then every rule with its citations, hops and evidence
+in collapsible sections. No external asset, no script: it opens from a CI artifact or a mail.
+Built as an element tree and serialised by xml.etree, which escapes every text and attribute.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reachproof.report.matrix import ZoneMatrix, cell_lines
+from reachproof.report.model import Report
+from reachproof.report.terminal import short_ports
+from reachproof.report.text import MARK, effective, hop_title, rule_location, where
+from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
+
+# Evidence rows per hop; the JSON report keeps every one.
+EVIDENCE_ROWS = 200
+
+COLOUR = {
+    Verdict.PASS: "#1a7f37",
+    Verdict.FAIL: "#cf222e",
+    Verdict.WARN: "#9a6700",
+    Verdict.INCONCLUSIVE: "#6e7781",
+}
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;
+background:#f6f8fa}
+main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px;
+border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{font-size:15px;margin:14px 0 6px}
+section{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:4px 18px 16px;
+margin-bottom:18px}
+.exit{font-size:16px;font-weight:600;padding:8px 12px;border-radius:6px;display:inline-block;
+margin:8px 0;color:#fff}
+.counts span{display:inline-block;margin:4px 8px 4px 0;padding:3px 10px;border-radius:12px;
+color:#fff;font-weight:600}
+.zero{opacity:.35}
+table{border-collapse:collapse}
+.facts td,.facts th{text-align:left;padding:2px 12px 2px 0;vertical-align:top}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
+.hash{color:#57606a;word-break:break-all}
+.flow{margin:10px 0 14px}.flow h3{margin-bottom:2px}
+.scroll{overflow-x:auto}
+.matrix th,.matrix td{border:1px solid #d0d7de;padding:6px 10px;vertical-align:top;
+white-space:nowrap}
+.matrix td div{font-size:12.5px}
+details.rule{border:1px solid #d0d7de;border-left-width:6px;border-radius:6px;margin:8px 0;
+padding:6px 12px;background:#fff}
+details.rule>summary{cursor:pointer;font-weight:600}
+.tag{font-weight:400;color:#57606a}
+.hop{margin:10px 0 4px 8px}
+.ev th,.ev td{border-bottom:1px solid #eaeef2;padding:2px 8px;text-align:left;
+vertical-align:top;font-size:12.5px;white-space:nowrap}
+.ev td.note{color:#57606a;white-space:normal;min-width:200px}
+.legend span{margin-right:14px}
+footer{color:#57606a;font-size:12px;text-align:center;padding:12px}
+"""
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """A statement as a row of the diagram: nodes left to right, one edge per hop between."""
+
+    nodes: tuple[str, ...]
+    edges: tuple[tuple[str, Verdict, str], ...]  # label, verdict, full text for the tooltip
+    lone: Verdict | None = None  # a check: one node, coloured by its own verdict
+
+
+def el(tag: str, attrs: dict[str, str] | None = None, *children: ET.Element | str) -> ET.Element:
+    """An element with attributes and children; strings become (escaped) text."""
+    node = ET.Element(tag, attrs or {})
+    for child in children:
+        if isinstance(child, str):
+            if len(node):
+                last = node[-1]
+                last.tail = (last.tail or "") + child
+            else:
+                node.text = (node.text or "") + child
+        else:
+            node.append(child)
+    return node
+
+
+def render_html(report: Report, matrix: ZoneMatrix | None = None) -> str:
+    counts = report.counts()
+    title = f"reachproof — {report.policy_name} — exit {report.exit_code}"
+    head = el(
+        "head",
+        None,
+        el("meta", {"charset": "utf-8"}),
+        el("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}),
+        el("title", None, title),
+        el("style", None, CSS),
+    )
+    exit_colour = COLOUR[
+        Verdict.FAIL
+        if counts[Verdict.FAIL]
+        else Verdict.INCONCLUSIVE
+        if report.exit_code
+        else Verdict.PASS
+    ]
+    body = el(
+        "body",
+        None,
+        _arrow_defs(),
+        el(
+            "main",
+            None,
+            el("h1", None, f"reachproof: {report.policy_name}"),
+            el(
+                "div",
+                {"class": "exit", "style": f"background:{exit_colour}"},
+                f"exit {report.exit_code}: {report.exit_meaning()}",
+            ),
+            _summary(report),
+            _flows(report),
+            _matrix(matrix),
+            _rules(report),
+        ),
+        el("footer", None, f"reachproof {report.tool_version} · {report.finished.isoformat()}"),
+    )
+    root = el("html", {"lang": "en"}, head, body)
+    return "<!DOCTYPE html>\n" + ET.tostring(root, encoding="unicode", method="html") + "\n"
+
+
+def _summary(report: Report) -> ET.Element:
+    counts = report.counts()
+    badges = el("div", {"class": "counts"})
+    for verdict, n in counts.items():
+        badges.append(
+            el(
+                "span",
+                {"style": f"background:{COLOUR[verdict]}", "class": "" if n else "zero"},
+                f"{MARK[verdict]} {n} {verdict}",
+            )
+        )
+    seconds = (report.finished - report.started).total_seconds()
+    facts = el("table", {"class": "facts"})
+    for label, value, digest in (
+        ("policy", report.policy.path, report.policy.sha256),
+        ("inventory", report.inventory.path, report.inventory.sha256),
+    ):
+        facts.append(
+            el(
+                "tr",
+                None,
+                el("th", None, label),
+                el(
+                    "td",
+                    None,
+                    el("code", None, value),
+                    el("br"),
+                    el("span", {"class": "hash mono"}, f"sha256 {digest or '(unreadable)'}"),
+                ),
+            )
+        )
+    for label, text in (
+        ("started", report.started.isoformat()),
+        ("finished", f"{report.finished.isoformat()} ({seconds:.1f} s)"),
+        ("rules", f"{len(report.rules)} rules, {report.probes:,} probes"),
+        ("tool", f"reachproof {report.tool_version}"),
+    ):
+        facts.append(el("tr", None, el("th", None, label), el("td", None, text)))
+    legend = el(
+        "p",
+        None,
+        "Exit codes: 0 every rule holds · 1 at least one rule FAILED · 2 invalid input · "
+        "3 no rule failed but something could not be decided (treat as not proven).",
+    )
+    return el("section", {"id": "summary"}, el("h2", None, "Summary"), badges, facts, legend)
+
+
+# --- the flow diagram -------------------------------------------------------------------------
+
+BOX_H = 30
+ROW_H = 58
+ARROW = 240
+CHAR_W = 7.3  # 12px monospace
+EDGE_CHARS = 29
+
+
+def _arrow_defs() -> ET.Element:
+    """Arrow heads, one per verdict colour, shared by every diagram of the page."""
+    defs = el("defs")
+    for verdict, colour in COLOUR.items():
+        defs.append(
+            el(
+                "marker",
+                {
+                    "id": f"arrow-{verdict.lower()}",
+                    "viewBox": "0 0 10 10",
+                    "refX": "9",
+                    "refY": "5",
+                    "markerUnits": "userSpaceOnUse",
+                    "markerWidth": "11",
+                    "markerHeight": "11",
+                    "orient": "auto-start-reverse",
+                },
+                el("path", {"d": "M 0 0 L 10 5 L 0 10 z", "fill": colour}),
+            )
+        )
+    return el(
+        "svg",
+        {"width": "0", "height": "0", "style": "position:absolute", "aria-hidden": "true"},
+        defs,
+    )
+
+
+def _parse_hop(rule: RuleVerdict, hop: HopVerdict) -> _Flow:
+    """`allow user → webserver:web` → nodes (user, webserver), edge `allow web`."""
+    verdict = effective(rule, hop.verdict)
+    action, _, rest = hop.label.partition(" ")
+    if " → " not in rest:
+        return _Flow((hop.label,), (), lone=verdict)
+    segments = rest.split(" → ")
+    nodes = [segments[0]]
+    edges = []
+    for segment in segments[1:]:
+        node, _, ports = segment.partition(":")
+        nodes.append(node)
+        text = f"{MARK[verdict]} {action} {ports}".rstrip()
+        edges.append((text, verdict, f"{hop.label}: {verdict} — {hop.reason}"))
+    return _Flow(tuple(nodes), tuple(edges))
+
+
+def _statement_flows(rule: RuleVerdict) -> list[_Flow]:
+    flows: list[_Flow] = []
+    statement: int | None = None
+    for hop in rule.hops:
+        flow = _parse_hop(rule, hop)
+        previous = flows[-1] if flows else None
+        chained = (
+            hop.statement == statement
+            and previous is not None
+            and previous.lone is None
+            and flow.lone is None
+            and previous.nodes[-1] == flow.nodes[0]
+        )
+        if chained and previous is not None:
+            flows[-1] = _Flow(previous.nodes + flow.nodes[1:], previous.edges + flow.edges)
+        else:
+            flows.append(flow)
+        statement = hop.statement
+    return flows
+
+
+def _box_width(text: str) -> float:
+    return max(90.0, len(text) * CHAR_W + 22)
+
+
+def _diagram(rule: RuleVerdict) -> ET.Element:
+    flows = _statement_flows(rule)
+    shapes: list[ET.Element] = []
+    width = 0.0
+    for row, flow in enumerate(flows):
+        y = 10 + row * ROW_H + 18
+        x = 6.0
+        for index, node in enumerate(flow.nodes):
+            w = _box_width(node)
+            stroke = COLOUR[flow.lone] if flow.lone is not None else "#57606a"
+            label = node if flow.lone is None else f"{MARK[flow.lone]} {node}"
+            shapes.append(
+                el(
+                    "rect",
+                    {
+                        "x": f"{x:.0f}",
+                        "y": f"{y:.0f}",
+                        "width": f"{w:.0f}",
+                        "height": str(BOX_H),
+                        "rx": "6",
+                        "fill": "#f6f8fa",
+                        "stroke": stroke,
+                        "stroke-width": "2" if flow.lone is not None else "1.2",
+                    },
+                )
+            )
+            shapes.append(
+                el(
+                    "text",
+                    {
+                        "x": f"{x + w / 2:.0f}",
+                        "y": f"{y + 19:.0f}",
+                        "text-anchor": "middle",
+                        "fill": stroke if flow.lone is not None else "#1f2328",
+                    },
+                    label,
+                )
+            )
+            x += w
+            if index < len(flow.edges):
+                shapes.append(_edge(x, y + BOX_H / 2, *flow.edges[index]))
+                x += ARROW
+        width = max(width, x + 6)
+    height = 10 + len(flows) * ROW_H
+    return el(
+        "svg",
+        {
+            "width": f"{width:.0f}",
+            "height": str(height),
+            "viewBox": f"0 0 {width:.0f} {height}",
+            "font-family": "ui-monospace,SFMono-Regular,Menlo,Consolas,monospace",
+            "font-size": "12",
+            "role": "img",
+            "aria-label": f"{rule.rule_id} flows",
+        },
+        *shapes,
+    )
+
+
+def _edge(x: float, y: float, text: str, verdict: Verdict, tooltip: str) -> ET.Element:
+    colour = COLOUR[verdict]
+    shown = text if len(text) <= EDGE_CHARS else text[: EDGE_CHARS - 1] + "…"
+    dashed = {"stroke-dasharray": "6 4"} if " deny " in f" {text} " else {}
+    return el(
+        "g",
+        None,
+        el("title", None, tooltip),
+        el(
+            "line",
+            {
+                "x1": f"{x + 4:.0f}",
+                "y1": f"{y:.0f}",
+                "x2": f"{x + ARROW - 6:.0f}",
+                "y2": f"{y:.0f}",
+                "stroke": colour,
+                "stroke-width": "3",
+                "marker-end": f"url(#arrow-{verdict.lower()})",
+                **dashed,
+            },
+        ),
+        el(
+            "text",
+            {
+                "x": f"{x + ARROW / 2:.0f}",
+                "y": f"{y - 8:.0f}",
+                "text-anchor": "middle",
+                "fill": colour,
+            },
+            shown,
+        ),
+    )
+
+
+def _flows(report: Report) -> ET.Element:
+    legend = el("p", {"class": "legend"})
+    for verdict, meaning in (
+        (Verdict.PASS, "as documented"),
+        (Verdict.FAIL, "contradicts the documentation"),
+        (Verdict.WARN, "advisory rule failed"),
+        (Verdict.INCONCLUSIVE, "not decided"),
+    ):
+        legend.append(
+            el("span", {"style": f"color:{COLOUR[verdict]}"}, f"━ {MARK[verdict]} {meaning}")
+        )
+    legend.append(el("span", None, "dashed: a flow that must be blocked"))
+    section = el("section", {"id": "flows"}, el("h2", None, "Documented flows, hop by hop"), legend)
+    for rule in report.rules:
+        section.append(
+            el(
+                "div",
+                {"class": "flow"},
+                el(
+                    "h3",
+                    None,
+                    el(
+                        "a",
+                        {"href": f"#rule-{rule.rule_id}", "style": f"color:{COLOUR[rule.verdict]}"},
+                        f"{MARK[rule.verdict]} {rule.rule_id}",
+                    ),
+                    f" {rule.title}",
+                ),
+                el("div", {"class": "scroll"}, _diagram(rule)),
+            )
+        )
+    return section
+
+
+# --- matrix and rules -------------------------------------------------------------------------
+
+
+def _matrix(matrix: ZoneMatrix | None) -> ET.Element:
+    section = el("section", {"id": "matrix"}, el("h2", None, "Zone reachability"))
+    if matrix is None or not matrix.zones:
+        section.append(el("p", None, "No zone matrix: the report was rendered without zones."))
+        return section
+    section.append(
+        el(
+            "p",
+            None,
+            "Rows: from, columns: to. Ports counted per probe result; a cell is red when a rule "
+            "failed on that pair, grey when something there could not be decided.",
+        )
+    )
+    table = el("table", {"class": "matrix"})
+    table.append(
+        el("tr", None, el("th", None, "from \\ to"), *(el("th", None, z) for z in matrix.zones))
+    )
+    for source in matrix.zones:
+        row = el("tr", None, el("th", None, source))
+        for target in matrix.zones:
+            cell = matrix.cell(source, target)
+            if cell is None:
+                row.append(el("td", {"style": "color:#8c959f"}, "—"))
+                continue
+            colour = COLOUR[cell.verdict]
+            lines = [f"{MARK[cell.verdict]} {cell.verdict}", *cell_lines(cell)]
+            row.append(
+                el(
+                    "td",
+                    {
+                        "style": f"border-left:5px solid {colour}",
+                        "title": "rules: " + ", ".join(cell.rules),
+                    },
+                    *(
+                        el("div", {"style": f"color:{colour}"} if i == 0 else None, line)
+                        for i, line in enumerate(lines)
+                    ),
+                )
+            )
+        table.append(row)
+    section.append(el("div", {"class": "scroll"}, table))
+    return section
+
+
+def _rules(report: Report) -> ET.Element:
+    section = el("section", {"id": "rules"}, el("h2", None, "Rules and evidence"))
+    for rule in report.rules:
+        section.append(_rule(report, rule))
+    return section
+
+
+def _rule(report: Report, rule: RuleVerdict) -> ET.Element:
+    colour = COLOUR[rule.verdict]
+    attrs = {"class": "rule", "id": f"rule-{rule.rule_id}", "style": f"border-left-color:{colour}"}
+    if rule.verdict is not Verdict.PASS:
+        attrs["open"] = "open"
+    details = el(
+        "details",
+        attrs,
+        el(
+            "summary",
+            None,
+            el("span", {"style": f"color:{colour}"}, f"{MARK[rule.verdict]} {rule.verdict}"),
+            f"  {rule.rule_id}  {rule.title} ",
+            el(
+                "span",
+                {"class": "tag"},
+                f"[{rule.severity}{', advisory' if rule.advisory else ''}]",
+            ),
+        ),
+        el(
+            "p",
+            None,
+            "at ",
+            el("code", None, rule_location(report, rule)),
+            f" — {rule.reason}",
+        ),
+    )
+    if rule.sources:
+        details.append(el("ul", None, *(el("li", None, s) for s in rule.sources)))
+    for number, hop in enumerate(rule.hops, start=1):
+        details.append(_hop(rule, number, hop))
+    return details
+
+
+def _hop(rule: RuleVerdict, number: int, hop: HopVerdict) -> ET.Element:
+    verdict = effective(rule, hop.verdict)
+    block = el(
+        "div",
+        {"class": "hop"},
+        el(
+            "h3",
+            None,
+            el("span", {"style": f"color:{COLOUR[verdict]}"}, f"{MARK[verdict]} {verdict}"),
+            f" {hop_title(number, hop)} ",
+            el("span", {"class": "tag"}, f"({hop.probes:,} probes) — {hop.reason}"),
+        ),
+    )
+    if not hop.evidence:
+        return block
+    # What decided the hop first, then the rest.
+    ordered = sorted(hop.evidence, key=lambda e: e.verdict is not hop.verdict)
+    table = el(
+        "table",
+        {"class": "ev"},
+        el(
+            "tr",
+            None,
+            *(
+                el("th", None, h)
+                for h in ("", "from (vantage)", "to", "probe", "seen", "attempts", "note")
+            ),
+        ),
+    )
+    for item in ordered[:EVIDENCE_ROWS]:
+        table.append(_evidence_row(rule, item))
+    block.append(el("div", {"class": "scroll"}, table))
+    if len(ordered) > EVIDENCE_ROWS:
+        block.append(el("p", None, f"… {len(ordered) - EVIDENCE_ROWS} more rows in report.json"))
+    return block
+
+
+def _evidence_row(rule: RuleVerdict, item: Evidence) -> ET.Element:
+    verdict = effective(rule, item.verdict)
+    probe = f"{item.kind}/{short_ports(item.ports)}" if item.ports else item.kind
+    seen = ", ".join(
+        _present(
+            item.state,
+            item.reason,
+            f"{item.rtt_ms:.1f} ms" if item.rtt_ms is not None else "",
+            f"ttl {item.ttl}" if item.ttl is not None else "",
+        )
+    )
+    return el(
+        "tr",
+        None,
+        el("td", {"style": f"color:{COLOUR[verdict]}"}, MARK[verdict]),
+        el("td", None, f"{item.source} ({item.vantage or 'no vantage'})"),
+        el("td", {"class": "mono"}, where(item)),
+        el("td", {"class": "mono"}, probe),
+        el("td", None, seen),
+        el("td", None, str(item.attempts)),
+        el("td", {"class": "note"}, item.note),
+    )
+
+
+def _present(*parts: str) -> Iterable[str]:
+    return (p for p in parts if p)

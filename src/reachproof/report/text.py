@@ -1,0 +1,87 @@
+"""Plain-text pieces shared by the file formats: marks, evidence lines, hop titles, locations.
+
+The terminal report styles the same facts with rich; these are the unstyled forms that JUnit,
+SARIF, Markdown and HTML embed.
+"""
+
+from __future__ import annotations
+
+from reachproof.report.model import Report
+from reachproof.report.terminal import short_ports
+from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
+
+MARK = {
+    Verdict.PASS: "✓",
+    Verdict.FAIL: "✗",
+    Verdict.WARN: "!",
+    Verdict.INCONCLUSIVE: "?",
+}
+
+# Worse verdicts rank higher; a diff that moves a rule up this scale got worse.
+RANK = {Verdict.PASS: 0, Verdict.WARN: 1, Verdict.INCONCLUSIVE: 2, Verdict.FAIL: 3}
+
+
+def where(item: Evidence) -> str:
+    """`agent1 10.0.2.11`, `agent1 [fd00:2::11]`, or the bare host name for checks."""
+    if not item.address:
+        return item.target
+    address = f"[{item.address}]" if item.family == 6 else item.address
+    return f"{item.target} {address}"
+
+
+def evidence_line(item: Evidence, full_ports: bool = False) -> str:
+    """`user (user) → agent1 10.0.2.11 tcp/6001: open, syn-ack, 1 attempt, ttl 64 — why`."""
+    ports = item.ports if full_ports else short_ports(item.ports)
+    probe = f"{item.kind}/{ports}" if item.ports else item.kind
+    facts = [item.state]
+    if item.reason:
+        facts.append(item.reason)
+    if item.attempts:
+        facts.append(f"{item.attempts} attempt{'s' if item.attempts != 1 else ''}")
+    if item.rtt_ms is not None:
+        facts.append(f"{item.rtt_ms:.1f} ms")
+    if item.ttl is not None:
+        facts.append(f"ttl {item.ttl}")
+    vantage = item.vantage or "no vantage"
+    return f"{item.source} ({vantage}) → {where(item)} {probe}: {', '.join(facts)} — {item.note}"
+
+
+def relevant(hop: HopVerdict) -> list[Evidence]:
+    """The evidence that decided the hop: the items whose verdict is the hop's."""
+    return [e for e in hop.evidence if e.verdict is hop.verdict]
+
+
+def hop_title(index: int, hop: HopVerdict) -> str:
+    """`hop 1: deny user → agent:any-tcp` (1-based across the rule's statements)."""
+    return f"hop {index}: {hop.label}"
+
+
+def rule_location(report: Report, rule: RuleVerdict) -> str:
+    return f"{report.policy.path}:{rule.line}"
+
+
+def effective(rule: RuleVerdict, verdict: Verdict) -> Verdict:
+    """A hop or evidence verdict as the rule reports it: an advisory rule's FAIL is a WARN."""
+    if rule.advisory and verdict is Verdict.FAIL:
+        return Verdict.WARN
+    return verdict
+
+
+def port_count(ports: str) -> int:
+    """How many ports `1-442,444-65535` names; an empty text (checks) counts as one probe."""
+    if not ports:
+        return 1
+    total = 0
+    for item in ports.split(","):
+        first, sep, last = item.partition("-")
+        total += int(last) - int(first) + 1 if sep else 1
+    return total
+
+
+def compact_count(n: int) -> str:
+    """`393k`, `2.1M`: a probe count fit for a matrix cell."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
