@@ -22,6 +22,10 @@ from reachproof.errors import InventoryError, PolicyError, ReachproofError, Usag
 from reachproof.scan import scan_command
 
 if TYPE_CHECKING:
+    from reachproof.api import Prepared
+    from reachproof.engine.options import EngineOptions
+    from reachproof.engine.progress import ProgressSink
+    from reachproof.report.model import Report
     from reachproof.report.writers import Format
 
 E = TypeVar("E", bound=StrEnum)
@@ -157,6 +161,14 @@ def check_command(
     engine: Annotated[
         str, typer.Option("--engine", help="TCP probes: syn (raw, falls back to connect), connect.")
     ] = "syn",
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            "--evidence",
+            help="Also capture each namespace or local vantage's traffic to a pcap "
+            "(OUTPUT/pcap/), referenced from the JSON report with its sha256.",
+        ),
+    ] = False,
 ) -> None:
     """Probe every documented rule from its vantage points and report PASS / FAIL / INCONCLUSIVE.
 
@@ -178,15 +190,35 @@ def check_command(
         if pps is not None:
             options = replace(options, pps=pps, vantage_pps=pps)
         prepared = prepare(policy, inventory, rules or ())
+        directory = output or default_output_dir(Path("reports"), datetime.now(UTC))
         with vantage_progress(prepared.plan, Console(stderr=True)) as progress:
-            report = run_check(prepared, options, progress)
+            if evidence:
+                report = _check_with_evidence(prepared, options, progress, directory / "pcap")
+            else:
+                report = run_check(prepared, options, progress)
         if Format.TERMINAL in wanted:
             render_terminal(report, console)
-        directory = output or default_output_dir(Path("reports"), datetime.now(UTC))
         written = write_reports(report, wanted, directory)
     if written:
         console.print(f"reports: {', '.join(str(p) for p in written)}")
     raise typer.Exit(report.exit_code)
+
+
+def _check_with_evidence(
+    prepared: Prepared,
+    options: EngineOptions,
+    progress: ProgressSink | None,
+    directory: Path,
+) -> Report:
+    from dataclasses import replace
+
+    from reachproof.api import run_check
+    from reachproof.evidence import EvidenceRecorder
+
+    vantages = {s.vantage for s in prepared.plan.specs if s.vantage is not None}
+    with EvidenceRecorder(prepared.inventory, vantages, directory) as recorder:
+        report = run_check(prepared, options, progress)
+    return replace(report, evidence=tuple(recorder.captures))
 
 
 def _formats(given: list[str] | None) -> list[Format]:

@@ -39,6 +39,17 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         },
         "rules": [_rule(r, report.policy.path) for r in report.rules],
         "observations": [_observation(o) for o in report.observations],
+        "evidence": [
+            {
+                "vantage": c.vantage,
+                "pcap": c.path or None,
+                "sha256": c.sha256 or None,
+                "packets": c.packets,
+                "truncated": c.truncated,
+                "note": c.note,
+            }
+            for c in report.evidence
+        ],
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reachproof import __version__
 from reachproof.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
+from reachproof.evidence import Capture
 from reachproof.observation import Observation
 from reachproof.verdict import RuleVerdict, Verdict
 
@@ -40,6 +41,7 @@ class Report:
     rules: tuple[RuleVerdict, ...]
     observations: tuple[Observation, ...] = ()
     tool_version: str = __version__
+    evidence: tuple[Capture, ...] = ()  # packet captures of `check --evidence`
 
     def counts(self) -> dict[Verdict, int]:
         counter = Counter(r.verdict for r in self.rules)
