@@ -1,0 +1,92 @@
+"""The probe engine under lab faults (root): ground truth and a full-range sweep under loss."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from enginelab import Truth, ground_truth_cases, lab_inventory, mismatches, port_states, spec
+from labkit import lab, skip_reason
+
+from reachproof.engine import EngineOptions, run_specs
+from reachproof.lab.build import LabHandle
+from reachproof.lab.netns import netns_path
+from reachproof.observation import PortState
+from reachproof.ports import PortSet
+
+pytestmark = pytest.mark.lab
+if skip_reason():
+    pytest.skip(skip_reason() or "", allow_module_level=True)
+
+FAULTS = ("agent-rpc-exposed", "container-routed", "bridge-filtered")
+LOSS_RUNS = 20
+LOSS_TABLE = "rpeloss"
+
+
+@pytest.fixture(scope="module")
+def fault_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    with lab(tmp_path_factory.mktemp("faults"), "rpf", agents=2, faults=FAULTS) as handle:
+        yield handle
+
+
+def test_states_equal_the_labs_ground_truth_under_faults(fault_lab: LabHandle) -> None:
+    topo = fault_lab.topology
+    cases = ground_truth_cases(topo)
+    filtered = fault_lab.targets.bridge_filtered
+    assert filtered is not None and filtered.id == topo.sessions[0].id  # the cases cover it
+    observed = run_specs(cases, lab_inventory(fault_lab), EngineOptions(timeout=0.5, attempts=2))
+    assert mismatches(Truth(fault_lab), cases, observed) == []
+
+
+def _nft(netns: str, script: str) -> None:
+    subprocess.run(
+        ["nsenter", f"--net={netns_path(netns)}", "nft", "-f", "-"],
+        input=script, text=True, check=True, timeout=30,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def lossy_perimeter(fault_lab: LabHandle) -> Iterator[None]:
+    """10 % of every packet the perimeter forwards (both directions) is dropped at random."""
+    fw = fault_lab.topology.fw_netns
+    _nft(
+        fw,
+        f"table inet {LOSS_TABLE} {{\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority -10; policy accept;\n"
+        "    numgen random mod 10 == 0 drop\n"
+        "  }\n"
+        "}\n",
+    )
+    try:
+        yield
+    finally:
+        _nft(fw, f"delete table inet {LOSS_TABLE}\n")
+
+
+def test_full_range_sweep_under_loss_finds_every_open_port(
+    fault_lab: LabHandle, lossy_perimeter: None
+) -> None:
+    topo = fault_lab.topology
+    target = topo.sessions[0].containers[0]  # container-routed: the user reaches it
+    truth = Truth(fault_lab)
+    address = str(target.addr.v4.ip)
+    everything = PortSet.parse("1-65535")
+    want_open = {
+        p
+        for p in truth.listening[target.netns]
+        if truth.state("user", target.host_name, address, p) is PortState.OPEN
+    }
+    assert want_open, "the target must have ports the user can see open"
+    inventory = lab_inventory(fault_lab)
+    misses = []
+    for run in range(LOSS_RUNS):
+        case = spec("user", "user", target.host_name, address, everything)
+        (obs,) = run_specs([case], inventory, EngineOptions())  # the defaults, as shipped
+        states = port_states(obs)
+        assert len(states) == len(everything)
+        found = {p for p, s in states.items() if s is PortState.OPEN}
+        if found != want_open:
+            misses.append(f"run {run}: open {sorted(found)}, expected {sorted(want_open)}")
+    assert misses == []
