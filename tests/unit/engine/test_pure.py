@@ -1,0 +1,103 @@
+"""The engine's pure parts: pps budgets, nmap's XML, scan targets and nmap-like output."""
+
+from __future__ import annotations
+
+import pytest
+from enginekit import local_inventory, tcp_spec
+
+from reachproof.engine import OutOfScopeError
+from reachproof.engine.nmap import observation_from_nmap, parse_nmap_xml
+from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budget
+from reachproof.engine.scan_view import render_json, render_table, resolve_targets, scan_ports
+from reachproof.engine.translate import observation_from_result
+from reachproof.errors import UsageError
+from reachproof.observation import Observation, PortResult, PortState
+from reachproof.ports import PortSet
+
+
+def test_budgets_never_exceed_the_limits() -> None:
+    assert vantage_budget(150_000, 150_000, 1) == 150_000
+    assert vantage_budget(150_000, 100_000, 1) == 100_000
+    assert vantage_budget(150_000, 150_000, 3) == 50_000
+    assert vantage_budget(10, 10, 100) == 1  # never zero: every vantage makes progress
+    assert probe_budget(50_000, 8, 3) == 16_666  # three requests, all in flight at once
+    assert probe_budget(50_000, 8, 100) == 6_250  # at most eight in flight
+    for vantages in range(1, 20):
+        for requests in range(1, 20):
+            share = vantage_budget(1000, 800, vantages)
+            assert share * min(vantages, 1000) <= max(1000, vantages)
+            assert probe_budget(share, 8, requests) * min(8, requests) <= max(share, 8)
+
+
+def test_expected_seconds_covers_sending_and_waiting() -> None:
+    assert expected_seconds(65535, 4, 1.0, 150_000) == 2 + 4.0
+    assert expected_seconds(1, 2, 0.5, 1) == 2 + 1.0
+
+
+NMAP_XML = """<?xml version="1.0"?>
+<nmaprun><host><status state="up"/><address addr="10.0.2.11" addrtype="ipv4"/>
+<ports>
+<extraports state="filtered" count="97">
+  <extrareasons reason="no-response" count="96" proto="tcp" ports="1-21,23-100"/>
+  <extrareasons reason="admin-prohibited" count="1" proto="tcp" ports="101"/>
+</extraports>
+<port protocol="tcp" portid="22"><state state="open" reason="syn-ack" reason_ttl="63"/></port>
+<port protocol="tcp" portid="102"><state state="closed" reason="reset" reason_ttl="63"/></port>
+<port protocol="tcp" portid="103"><state state="filtered" reason="host-unreach" reason_ttl="0"/>
+</port>
+</ports></host></nmaprun>"""
+
+
+def test_nmap_xml_covers_listed_and_extra_ports() -> None:
+    scanned = parse_nmap_xml(NMAP_XML)["10.0.2.11"]
+    obs = observation_from_nmap(tcp_spec("1-104", address="10.0.2.11"), scanned, 2)
+    states = {(str(r.ports), r.state, r.reason, r.attempts, r.ttl) for r in obs.results}
+    assert states == {
+        ("1-21,23-100", PortState.FILTERED, "timeout", 2, None),
+        ("101", PortState.PROHIBITED, "icmp-admin-prohibited", 1, None),
+        ("22", PortState.OPEN, "syn-ack", 1, 63),
+        ("102", PortState.CLOSED, "rst", 1, 63),
+        ("103", PortState.UNREACHABLE, "icmp-host-unreach", 1, None),
+    }
+    assert obs.details("unobserved") == ("104",)  # nmap said nothing about it
+
+
+def test_malformed_results_become_errors_not_passes() -> None:
+    spec = tcp_spec("22")
+    bad = {"results": [{"ports": [[22, 22]], "state": "wide-open", "attempts": 1}]}
+    assert observation_from_result(spec, bad).error is not None
+    assert observation_from_result(spec, {"results": [{"ports": "22"}]}).error is not None
+    outside = {"results": [{"ports": [[22, 23]], "state": "open", "reason": "syn-ack"}]}
+    (result,) = observation_from_result(spec, outside).results
+    assert result.ports == PortSet.of([22])  # port 23 was never asked for
+    failed = observation_from_result(spec, {"error": "no route"}, "connect probes used")
+    assert failed.error == "no route" and failed.degraded == "connect probes used"
+
+
+def test_scan_targets_must_be_declared() -> None:
+    inventory = local_inventory()
+    (by_name,) = resolve_targets(inventory, ["self"])
+    (by_address,) = resolve_targets(inventory, ["127.0.0.1"])
+    assert by_name.address == by_address.address == "127.0.0.1"
+    assert by_address.host == "self"
+    with pytest.raises(OutOfScopeError, match=r"10\.9\.9\.9"):
+        resolve_targets(inventory, ["self", "10.9.9.9"])
+    with pytest.raises(OutOfScopeError, match=r"example\.org"):
+        resolve_targets(inventory, ["example.org"])
+    with pytest.raises(UsageError):
+        scan_ports("22-")
+
+
+def test_table_folds_big_runs_like_nmap() -> None:
+    spec = tcp_spec("1-65535")
+    obs = Observation(
+        spec.id,
+        (
+            PortResult(PortSet.parse("1-442,444-65535"), PortState.FILTERED, "timeout", 4),
+            PortResult(PortSet.of([443]), PortState.OPEN, "syn-ack", 1, 0.2, 63),
+        ),
+    )
+    text = render_table("user", "syn", [spec], [obs], 1.5)
+    assert "Not shown: 65534 filtered ports (timeout)" in text
+    assert "443/tcp    open           syn-ack              63" in text
+    assert '"count": 65534' in render_json("user", "syn", [spec], [obs], 1.5)
