@@ -26,6 +26,10 @@ SHIPPED_MODULES = (
     "reachproof.worker.icmp_errors",
     "reachproof.worker.target",
     "reachproof.worker.connect",
+    "reachproof.worker.packets",
+    "reachproof.worker.rawhub",
+    "reachproof.worker.hops",
+    "reachproof.worker.syn",
     "reachproof.worker.checks",
     "reachproof.worker.main",
 )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from reachproof.worker import protocol
 from reachproof.worker.checks import run_check
 from reachproof.worker.connect import run_connect
+from reachproof.worker.syn import run_syn
 from reachproof.worker.target import NoSuchHost, Target, resolve_target
 from reachproof.worker.wire import (
     BadRequest,
@@ -60,6 +61,7 @@ def hello() -> dict[str, Any]:
 def _network_probes() -> dict[str, NetworkProbe]:
     return {
         protocol.KIND_TCP_CONNECT: run_connect,
+        protocol.KIND_TCP_SYN: run_syn,
     }
 
 

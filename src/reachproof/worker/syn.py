@@ -1,0 +1,322 @@
+"""`tcp-syn` probes: raw SYNs in rounds, answers matched by cookie, resets attributed by hop.
+
+Rounds: send to every port, wait `timeout` after the last send, resend only to the ports
+still silent, up to `attempts` rounds; an answer in any round decides the port. Handshakes
+are never completed: the vantage's kernel resets the SYN-ACKs for a port it does not know.
+
+The send loop is the hot path (≥ 100k packets/s): one prebuilt header patched in place with
+a single `pack_into`, the IPv4 checksum computed incrementally (see `packets`), pacing per
+batch. Hop attribution of resets is described in `hops`.
+"""
+
+from __future__ import annotations
+
+import errno
+import secrets
+import select
+import socket
+import time
+from collections import deque
+from typing import Any
+
+from reachproof.worker.connect import run_connect
+from reachproof.worker.hops import forged_by_hop, hops_of, trace_ttl
+from reachproof.worker.icmp_errors import IcmpError, classify, is_time_exceeded
+from reachproof.worker.pacing import Pacer
+from reachproof.worker.packets import (
+    ACK,
+    COOKIE_MIX,
+    MASK32,
+    OFFSET_FLAGS,
+    PATCH_V4,
+    PATCH_V6,
+    RST,
+    SYN,
+    WINDOW,
+    cookie,
+    syn_template,
+    v4_base_sum,
+    v4_syn_checksum,
+)
+from reachproof.worker.rawhub import RawHub, hub, sendmsg_with_ttl
+from reachproof.worker.target import Target, route_source
+from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
+
+BATCH = 256  # packets between pacing, progress and answer draining
+POLL = 0.01
+TRACE_TRIES = 3
+DEGRADED = "raw sockets not permitted: connect probes used"
+
+
+class SynSession:
+    """One probe's raw conversation: a reserved local port, a cookie key, its answer queue."""
+
+    def __init__(self, shared: RawHub, target: Target, source: str) -> None:
+        self.hub = shared
+        self.target = target
+        self.family = target.family
+        self.dst = socket.inet_pton(target.family, target.address)
+        self.address = (target.address, 0)
+        # A bound socket reserves the source port, so no other probe or connection uses it.
+        self.reservation = socket.socket(target.family, socket.SOCK_STREAM)
+        self.reservation.bind((source, 0))
+        self.sport = int(self.reservation.getsockname()[1])
+        self.key = secrets.randbits(32)
+        self.template = syn_template(self.sport)
+        self.base = (
+            v4_base_sum(socket.inet_pton(socket.AF_INET, source), self.dst, self.sport)
+            if self.family == socket.AF_INET
+            else 0
+        )
+        self.events: deque[tuple[str, tuple[Any, ...], float]] = deque()
+        self.hub.register(("tcp", self.sport), self._queue)
+
+    def _queue(self, kind: str, reply: tuple[Any, ...]) -> None:
+        self.events.append((kind, reply, time.monotonic()))
+
+    def close(self) -> None:
+        self.hub.unregister(("tcp", self.sport))
+        self.reservation.close()
+
+    def packet(self, port: int) -> bytes:
+        seq = cookie(self.key, port)
+        buf = bytearray(self.template)
+        if self.family == socket.AF_INET:
+            csum = v4_syn_checksum(self.base, port, seq)
+            PATCH_V4.pack_into(buf, 2, port, seq, 0, OFFSET_FLAGS, WINDOW, csum)
+        else:
+            PATCH_V6.pack_into(buf, 2, port, seq)
+        return bytes(buf)
+
+    def send(self, ports: list[int], failed: dict[int, int]) -> None:
+        """The hot loop; ports the kernel refuses to send to land in `failed` (errno)."""
+        buf = self.template
+        sendto = self.hub.tcp.sendto
+        address = self.address
+        key = self.key
+        mix = COOKIE_MIX
+        if self.family == socket.AF_INET:
+            patch = PATCH_V4.pack_into
+            base = self.base
+            flags = OFFSET_FLAGS
+            window = WINDOW
+            for port in ports:
+                seq = ((port * mix) ^ key) & MASK32
+                total = base + port + (seq >> 16) + (seq & 0xFFFF)
+                total = (total & 0xFFFF) + (total >> 16)
+                total = (total & 0xFFFF) + (total >> 16)
+                patch(buf, 2, port, seq, 0, flags, window, ~total & 0xFFFF)
+                try:
+                    sendto(buf, address)
+                except OSError as exc:
+                    self._send_failed(buf, port, exc, failed)
+        else:
+            patch6 = PATCH_V6.pack_into
+            for port in ports:
+                patch6(buf, 2, port, ((port * mix) ^ key) & MASK32)
+                try:
+                    sendto(buf, address)
+                except OSError as exc:
+                    self._send_failed(buf, port, exc, failed)
+
+    def _send_failed(self, buf: bytearray, port: int, exc: OSError, failed: dict[int, int]) -> None:
+        if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
+            # The shared socket is non-blocking (its reader must never block): wait, retry once.
+            select.select([], [self.hub.tcp], [], 0.05)
+            time.sleep(0.001)
+            try:
+                self.hub.tcp.sendto(buf, self.address)
+                return
+            except OSError as again:
+                exc = again
+            if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
+                return  # stays silent this round; the next round resends it
+        failed[port] = exc.errno or 0
+
+
+class Sweep:
+    """The rounds of one probe and what each port ended as."""
+
+    def __init__(self, session: SynSession, request: Request) -> None:
+        self.session = session
+        self.request = request
+        self.answers: dict[int, Outcome] = {}
+        self.sent_at: dict[int, float] = {}
+        self.attempt_of: dict[int, int] = {}
+        self.version = 4 if session.family == socket.AF_INET else 6
+
+    def run(self, progress: Progress) -> None:
+        request = self.request
+        pacer = Pacer(request.pps)
+        failed: dict[int, int] = {}
+        silent = list(request.ports)
+        for attempt in range(1, request.attempts + 1):
+            if not silent:
+                break
+            for start in range(0, len(silent), BATCH):
+                batch = silent[start : start + BATCH]
+                self.sent_at.update(dict.fromkeys(batch, time.monotonic()))
+                self.attempt_of.update(dict.fromkeys(batch, attempt))
+                self.session.send(batch, failed)
+                pacer.take(len(batch))
+                self.drain()
+                progress.update(len(self.answers))
+            deadline = time.monotonic() + request.timeout
+            while time.monotonic() < deadline and len(self.answers) < len(request.ports):
+                time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+                self.drain()
+                progress.update(len(self.answers))
+            for port, code in failed.items():
+                self.answers.setdefault(port, _send_error(code, attempt))
+            failed.clear()
+            silent = [p for p in silent if p not in self.answers]
+        for port in silent:
+            self.answers[port] = Outcome("filtered", "timeout", request.attempts)
+
+    def drain(self) -> None:
+        events = self.session.events
+        dst = self.session.dst
+        key = self.session.key
+        answers = self.answers
+        attempt_of = self.attempt_of
+        while events:
+            kind, reply, at = events.popleft()
+            if kind == "tcp":
+                src, port, _dport, flags, ack, ttl = reply
+                if src != dst or port in answers or port not in attempt_of:
+                    continue
+                if (ack - 1) & MASK32 != cookie(key, port):
+                    continue
+                rtt = (at - self.sent_at[port]) * 1000.0
+                if flags & SYN and flags & ACK:
+                    answers[port] = Outcome("open", "syn-ack", attempt_of[port], rtt, ttl)
+                elif flags & RST:
+                    answers[port] = Outcome("closed", "rst", attempt_of[port], rtt, ttl)
+            elif kind == "icmp":
+                offender, icmp_type, code, _proto, qdst, _qsport, port, qseq, ttl = reply
+                if qdst != dst or port in answers or port not in attempt_of:
+                    continue
+                if qseq != cookie(key, port):
+                    continue
+                error = IcmpError(self.version, icmp_type, code, _ntop(offender))
+                state, reason = classify(error, self.session.target.address, "tcp")
+                rtt = (at - self.sent_at[port]) * 1000.0
+                answers[port] = Outcome(state, reason, attempt_of[port], rtt, ttl)
+
+
+def _ntop(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+def _send_error(code: int, attempt: int) -> Outcome:
+    if code in (errno.EACCES, errno.EPERM):
+        return Outcome("prohibited", "local-firewall", attempt)
+    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return Outcome("unreachable", "no-route", attempt)
+    return Outcome("error", errno.errorcode.get(code, str(code)).lower(), attempt)
+
+
+def trace(session: SynSession, port: int, ttl: int, wait: float) -> tuple[str, str | None]:
+    """One TTL-limited SYN (from a fresh source port): ("router", address) if it expired on
+    the way, ("target", None) if it drew a reset or SYN-ACK, ("silent", None) otherwise."""
+    probe = SynSession(session.hub, session.target, _source_of(session))
+    try:
+        packet = probe.packet(port)
+        for _ in range(TRACE_TRIES):
+            sendmsg_with_ttl(session.hub.tcp, session.family, packet, session.target.address, ttl)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                time.sleep(POLL)
+                while probe.events:
+                    kind, reply, _at = probe.events.popleft()
+                    if kind == "tcp":
+                        src, sport, _dport, _flags, ack, _ttl = reply
+                        if (
+                            src == probe.dst
+                            and sport == port
+                            and (ack - 1) & MASK32 == cookie(probe.key, port)
+                        ):
+                            return "target", None
+                    elif kind == "icmp":
+                        offender, icmp_type, _code, _p, qdst, _qs, qport, qseq, _ttl = reply
+                        version = 4 if session.family == socket.AF_INET else 6
+                        if (
+                            qdst == probe.dst
+                            and qport == port
+                            and qseq == cookie(probe.key, port)
+                            and is_time_exceeded(version, icmp_type)
+                        ):
+                            return "router", _ntop(offender)
+        return "silent", None
+    finally:
+        probe.close()
+
+
+def _source_of(session: SynSession) -> str:
+    return str(session.reservation.getsockname()[0])
+
+
+def attribute_resets(session: SynSession, sweep: Sweep, report: ProbeReport) -> None:
+    """Turn resets sent by a hop before the target into `prohibited reset-by-firewall`."""
+    answers = sweep.answers
+    resets = {p: o for p, o in answers.items() if o.reason == "rst" and o.ttl is not None}
+    if not resets:
+        return
+    synacks = [o.ttl for o in answers.values() if o.reason == "syn-ack" and o.ttl is not None]
+    if synacks:
+        target_ttl = min(synacks, key=hops_of)
+        forged = 0
+        for port, outcome in resets.items():
+            if forged_by_hop(int(outcome.ttl or 0), target_ttl):
+                answers[port] = outcome._replace(state="prohibited", reason="reset-by-firewall")
+                forged += 1
+        report.add_detail(
+            "hop-attribution",
+            f"target is {hops_of(target_ttl)} router hop(s) away (SYN-ACK TTL {target_ttl}); "
+            f"{forged} of {len(resets)} reset(s) came from closer: reset-by-firewall",
+        )
+        return
+    by_ttl: dict[int, list[int]] = {}
+    for port, outcome in sorted(resets.items()):
+        by_ttl.setdefault(int(outcome.ttl or 0), []).append(port)
+    wait = min(max(sweep.request.timeout, 0.5), 2.0)
+    for ttl, ports in sorted(by_ttl.items()):
+        limit = trace_ttl(ttl)
+        verdict, router = trace(session, ports[0], limit, wait)
+        where = f"resets with TTL {ttl} place the responder at hop {limit}"
+        if verdict == "router":
+            for port in ports:
+                answers[port] = answers[port]._replace(
+                    state="prohibited", reason="reset-by-firewall"
+                )
+            note = f"a SYN to port {ports[0]} with TTL {limit} expired at router {router}"
+            report.add_detail("hop-attribution", f"{where}; {note}: reset-by-firewall")
+        elif verdict == "target":
+            note = f"a SYN to port {ports[0]} with TTL {limit} reached the target"
+            report.add_detail("hop-attribution", f"{where}; {note}: closed")
+        else:
+            note = f"a SYN to port {ports[0]} with TTL {limit} drew no answer"
+            report.add_detail("hop-attribution", f"{where}; {note}: inconclusive, left closed")
+
+
+def run_syn(request: Request, target: Target, report: ProbeReport, progress: Progress) -> None:
+    try:
+        shared = hub(target.family)
+    except PermissionError:
+        report.degraded = DEGRADED
+        run_connect(request, target, report, progress)
+        return
+    try:
+        source = route_source(target)
+    except OSError as exc:
+        for port in request.ports:
+            report.outcomes[port] = _send_error(exc.errno or 0, 1)
+        return
+    session = SynSession(shared, target, source)
+    try:
+        sweep = Sweep(session, request)
+        sweep.run(progress)
+        attribute_resets(session, sweep, report)
+        report.outcomes.update(sweep.answers)
+    finally:
+        session.close()
