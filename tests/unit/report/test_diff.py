@@ -1,0 +1,106 @@
+"""Diff of two JSON reports: what changed, worse first, and whether anything got worse."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from formats import BACKEND_AI, check_golden, report
+from rich.console import Console
+
+from reachproof.errors import InputError
+from reachproof.report.diff import (
+    diff_reports,
+    render_diff_json,
+    render_diff_markdown,
+    render_diff_terminal,
+)
+from reachproof.report.json_report import render_json, report_to_dict
+from reachproof.report.load import load_report
+from reachproof.verdict import Verdict
+
+
+def _doc(scenario: str) -> dict[str, Any]:
+    return report_to_dict(report(BACKEND_AI, scenario))
+
+
+def _terminal_text(old: dict[str, Any], new: dict[str, Any]) -> str:
+    with open(os.devnull, "w") as sink:
+        console = Console(record=True, width=140, color_system=None, file=sink)
+        render_diff_terminal(diff_reports(old, new), console)
+        return console.export_text()
+
+
+def test_diff_goldens() -> None:
+    old, new = _doc("clean"), _doc("faulty")
+    check_golden("diff-clean-faulty.txt", _terminal_text(old, new))
+    check_golden("diff-clean-faulty.md", render_diff_markdown(diff_reports(old, new)))
+    check_golden("diff-clean-faulty.json", render_diff_json(diff_reports(old, new)))
+
+
+def test_a_fault_is_worse_and_listed_first() -> None:
+    diff = diff_reports(_doc("clean"), _doc("faulty"))
+    assert diff.worse and diff.exit_code == 1
+    assert diff.rules[0].rule_id == "R3"
+    assert (diff.rules[0].old, diff.rules[0].new) == (Verdict.PASS, Verdict.FAIL)
+    assert {r.rule_id for r in diff.rules} == {"R3", "R6", "R10", "R11", "R12", "R14", "R15"}
+    opened = [s for s in diff.states if s.newly_open]
+    assert diff.states[: len(opened)] == tuple(opened)
+    assert sorted((s.address, s.ports, s.old_state) for s in opened) == [
+        ("10.0.2.11", "6001", "filtered"),
+        ("fd00:2::11", "6001", "filtered"),
+    ]
+    assert all(s.worse for s in opened)
+
+
+def test_repair_is_not_worse_and_no_change_is_empty() -> None:
+    repaired = diff_reports(_doc("faulty"), _doc("clean"))
+    assert not repaired.worse and repaired.exit_code == 0
+    assert len(repaired.rules) == 7
+    same = diff_reports(_doc("faulty"), _doc("faulty"))
+    assert same.rules == () and same.states == () and same.unchanged_rules == 15
+
+
+def test_a_new_failing_rule_is_worse_a_removed_one_is_not() -> None:
+    clean, faulty = _doc("clean"), _doc("faulty")
+    without_r3 = dict(clean, rules=[r for r in clean["rules"] if r["id"] != "R3"])
+    added = diff_reports(without_r3, faulty)
+    r3 = next(r for r in added.rules if r.rule_id == "R3")
+    assert r3.old is None and r3.worse
+    removed = diff_reports(clean, without_r3)
+    assert [(r.rule_id, r.new, r.worse) for r in removed.rules] == [("R3", None, False)]
+    assert removed.removed_specs > 0 and not removed.worse
+
+
+def test_load_report_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(render_json(report(BACKEND_AI, "faulty")), encoding="utf-8")
+    assert load_report(path) == json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"schema": "reachproof.report/0", "rules": []}', "report schema 'reachproof.report/0'"),
+        ('{"rules": []}', "no 'schema' field"),
+        ("[1, 2]", "a JSON object is expected"),
+        ('{"schema": ', "not a JSON report"),
+        ('{"schema": "reachproof.report/1", "rules": [{"id": "R1"}]}', "malformed report"),
+    ],
+)
+def test_load_report_rejects_what_it_cannot_compare(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message.replace("(", r"\(")) as caught:
+        load_report(path)
+    assert str(path) in str(caught.value)
+
+
+def test_load_report_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such report file"):
+        load_report(tmp_path / "absent.json")
