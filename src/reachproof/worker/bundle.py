@@ -30,6 +30,9 @@ SHIPPED_MODULES = (
     "reachproof.worker.rawhub",
     "reachproof.worker.hops",
     "reachproof.worker.syn",
+    "reachproof.worker.udp",
+    "reachproof.worker.icmp",
+    "reachproof.worker.http",
     "reachproof.worker.checks",
     "reachproof.worker.main",
 )

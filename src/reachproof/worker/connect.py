@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import select
 import selectors
 import socket
 import struct
@@ -132,3 +133,34 @@ def run_connect(request: Request, target: Target, report: ProbeReport, progress:
         for item in list(in_flight.values()):
             item.sock.close()
         selector.close()
+
+
+def connect_blocking(
+    target: Target, port: int, timeout: float, attempts: int
+) -> tuple[socket.socket | None, Outcome]:
+    """One connection for a client probe (HTTP, WebSocket): the socket if it opened, and the
+    port's outcome classified exactly as `tcp-connect` would."""
+    outcome = Outcome("filtered", "timeout", attempts)
+    for attempt in range(1, attempts + 1):
+        sock = socket.socket(target.family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        enable_recverr(sock, target.family)
+        started = time.monotonic()
+        code = sock.connect_ex((target.address, port))
+        if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            sock.close()
+            return None, immediate_outcome(code, attempt)
+        if code != 0:
+            _, writable, _ = select.select([], [sock], [], timeout)
+            if not writable:
+                sock.close()
+                continue
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        rtt = (time.monotonic() - started) * 1000.0
+        outcome = connect_outcome(sock, target, code, attempt, rtt)
+        if outcome.state == "open":
+            sock.setblocking(True)
+            return sock, outcome
+        sock.close()
+        return None, outcome
+    return None, outcome

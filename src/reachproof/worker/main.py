@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 from reachproof.worker import protocol
 from reachproof.worker.checks import run_check
 from reachproof.worker.connect import run_connect
+from reachproof.worker.http import run_http, run_websocket
+from reachproof.worker.icmp import run_icmp
 from reachproof.worker.syn import run_syn
 from reachproof.worker.target import NoSuchHost, Target, resolve_target
+from reachproof.worker.udp import run_udp
 from reachproof.worker.wire import (
     BadRequest,
     Outcome,
@@ -62,6 +65,10 @@ def _network_probes() -> dict[str, NetworkProbe]:
     return {
         protocol.KIND_TCP_CONNECT: run_connect,
         protocol.KIND_TCP_SYN: run_syn,
+        protocol.KIND_UDP: run_udp,
+        protocol.KIND_ICMP: run_icmp,
+        protocol.KIND_HTTP: run_http,
+        protocol.KIND_WEBSOCKET: run_websocket,
     }
 
 

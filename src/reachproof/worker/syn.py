@@ -144,6 +144,12 @@ class Sweep:
         self.sent_at: dict[int, float] = {}
         self.attempt_of: dict[int, int] = {}
         self.version = 4 if session.family == socket.AF_INET else 6
+        self.packets = 0  # SYNs sent over all rounds
+        self.sending = 0.0  # seconds spent in send loops (pacing included, waits not)
+
+    def rate(self) -> str:
+        pps = self.packets / self.sending if self.sending > 0 else 0.0
+        return f"{self.packets} packets in {self.sending:.3f}s: {pps:.0f} per second"
 
     def run(self, progress: Progress) -> None:
         request = self.request
@@ -153,6 +159,7 @@ class Sweep:
         for attempt in range(1, request.attempts + 1):
             if not silent:
                 break
+            round_started = time.monotonic()
             for start in range(0, len(silent), BATCH):
                 batch = silent[start : start + BATCH]
                 self.sent_at.update(dict.fromkeys(batch, time.monotonic()))
@@ -161,6 +168,8 @@ class Sweep:
                 pacer.take(len(batch))
                 self.drain()
                 progress.update(len(self.answers))
+            self.packets += len(silent)
+            self.sending += time.monotonic() - round_started
             deadline = time.monotonic() + request.timeout
             while time.monotonic() < deadline and len(self.answers) < len(request.ports):
                 time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
@@ -316,6 +325,7 @@ def run_syn(request: Request, target: Target, report: ProbeReport, progress: Pro
     try:
         sweep = Sweep(session, request)
         sweep.run(progress)
+        report.add_detail("sent", sweep.rate())
         attribute_resets(session, sweep, report)
         report.outcomes.update(sweep.answers)
     finally:
