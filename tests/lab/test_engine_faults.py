@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from enginelab import Truth, ground_truth_cases, lab_inventory, mismatches, port_states, spec
@@ -79,14 +80,16 @@ def test_full_range_sweep_under_loss_finds_every_open_port(
         if truth.state("user", target.host_name, address, p) is PortState.OPEN
     }
     assert want_open, "the target must have ports the user can see open"
-    inventory = lab_inventory(fault_lab)
+    # Twenty independent full-range sweeps, each with its own source port and verdict, run
+    # through one worker with the shipped defaults (in_flight of them at a time).
+    case = spec("user", "user", target.host_name, address, everything)
+    runs = [replace(case, id=f"{case.id}#run{n}") for n in range(LOSS_RUNS)]
+    observed = run_specs(runs, lab_inventory(fault_lab), EngineOptions())
     misses = []
-    for run in range(LOSS_RUNS):
-        case = spec("user", "user", target.host_name, address, everything)
-        (obs,) = run_specs([case], inventory, EngineOptions())  # the defaults, as shipped
+    for obs in observed:
         states = port_states(obs)
         assert len(states) == len(everything)
         found = {p for p, s in states.items() if s is PortState.OPEN}
         if found != want_open:
-            misses.append(f"run {run}: open {sorted(found)}, expected {sorted(want_open)}")
+            misses.append(f"{obs.spec_id}: open {sorted(found)}, expected {sorted(want_open)}")
     assert misses == []
