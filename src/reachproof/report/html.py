@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from reachproof.report.matrix import ZoneMatrix, cell_lines
 from reachproof.report.model import Report
 from reachproof.report.terminal import short_ports
-from reachproof.report.text import MARK, effective, hop_title, rule_location, where
+from reachproof.report.text import MARK, effective, hop_title, relevant, rule_location, where
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
 
 # Evidence rows per hop; the JSON report keeps every one.
@@ -68,7 +68,8 @@ class _Flow:
     """A statement as a row of the diagram: nodes left to right, one edge per hop between."""
 
     nodes: tuple[str, ...]
-    edges: tuple[tuple[str, Verdict, str], ...]  # label, verdict, full text for the tooltip
+    # label, verdict, full text for the tooltip, what decided a hop that did not pass
+    edges: tuple[tuple[str, Verdict, str, str], ...]
     lone: Verdict | None = None  # a check: one node, coloured by its own verdict
 
 
@@ -225,8 +226,21 @@ def _parse_hop(rule: RuleVerdict, hop: HopVerdict) -> _Flow:
         node, _, ports = segment.partition(":")
         nodes.append(node)
         text = f"{MARK[verdict]} {action} {ports}".rstrip()
-        edges.append((text, verdict, f"{hop.label}: {verdict} — {hop.reason}"))
+        edges.append((text, verdict, f"{hop.label}: {verdict} — {hop.reason}", _decided(hop)))
     return _Flow(tuple(nodes), tuple(edges))
+
+
+def _decided(hop: HopVerdict) -> str:
+    """`open: agent1 tcp/6001 +1`: the first evidence of a hop that did not pass."""
+    if hop.verdict is Verdict.PASS:
+        return ""
+    shown = relevant(hop)
+    if not shown:
+        return hop.reason
+    first = shown[0]
+    probe = f" {first.kind}/{first.ports}" if first.ports and len(first.ports) <= 11 else ""
+    more = f" +{len(shown) - 1}" if len(shown) > 1 else ""
+    return f"{first.state}: {first.target}{probe}{more}"
 
 
 def _statement_flows(rule: RuleVerdict) -> list[_Flow]:
@@ -313,11 +327,16 @@ def _diagram(rule: RuleVerdict) -> ET.Element:
     )
 
 
-def _edge(x: float, y: float, text: str, verdict: Verdict, tooltip: str) -> ET.Element:
+def _fit(text: str) -> str:
+    return text if len(text) <= EDGE_CHARS else text[: EDGE_CHARS - 1] + "…"
+
+
+def _edge(
+    x: float, y: float, text: str, verdict: Verdict, tooltip: str, decided: str
+) -> ET.Element:
     colour = COLOUR[verdict]
-    shown = text if len(text) <= EDGE_CHARS else text[: EDGE_CHARS - 1] + "…"
     dashed = {"stroke-dasharray": "6 4"} if " deny " in f" {text} " else {}
-    return el(
+    group = el(
         "g",
         None,
         el("title", None, tooltip),
@@ -342,9 +361,24 @@ def _edge(x: float, y: float, text: str, verdict: Verdict, tooltip: str) -> ET.E
                 "text-anchor": "middle",
                 "fill": colour,
             },
-            shown,
+            _fit(text),
         ),
     )
+    if decided:
+        group.append(
+            el(
+                "text",
+                {
+                    "x": f"{x + ARROW / 2:.0f}",
+                    "y": f"{y + 17:.0f}",
+                    "text-anchor": "middle",
+                    "fill": colour,
+                    "font-size": "11",
+                },
+                _fit(decided),
+            )
+        )
+    return group
 
 
 def _flows(report: Report) -> ET.Element:

@@ -71,6 +71,8 @@ def test_the_failing_hop_and_its_evidence_are_shown() -> None:
     assert "open: reachable although the rule denies it" in text
     assert "exit 1: at least one rule FAILED" in text
     assert report(BACKEND_AI, "faulty").policy.sha256 in text
+    # The diagram's red arrow says what got through.
+    assert "✗ deny any-tcp" in text and "open: agent1 tcp/6001 +1" in text
 
 
 def test_everything_shown_is_escaped() -> None:
