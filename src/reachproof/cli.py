@@ -204,6 +204,41 @@ def check_command(
     raise typer.Exit(report.exit_code)
 
 
+class DiffFormat(StrEnum):
+    TERMINAL = "terminal"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+@app.command("diff")
+def diff_command(
+    old: Annotated[Path, typer.Argument(help="The accepted baseline (a JSON report).")],
+    new: Annotated[Path, typer.Argument(help="The new JSON report.")],
+    output_format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="terminal, json or markdown.")
+    ] = DiffFormat.TERMINAL,
+) -> None:
+    """Compare two JSON reports: rules whose verdict changed, observations whose state changed
+    (a newly open port first). Exit 1 when anything got worse, 0 otherwise, 2 on bad input."""
+    from reachproof.report.diff import (
+        diff_reports,
+        render_diff_json,
+        render_diff_markdown,
+        render_diff_terminal,
+    )
+    from reachproof.report.load import load_report
+
+    with user_errors():
+        changes = diff_reports(load_report(old), load_report(new))
+    if output_format is DiffFormat.JSON:
+        sys.stdout.write(render_diff_json(changes))
+    elif output_format is DiffFormat.MARKDOWN:
+        sys.stdout.write(render_diff_markdown(changes))
+    else:
+        render_diff_terminal(changes, Console(highlight=False))
+    raise typer.Exit(changes.exit_code)
+
+
 def _check_with_evidence(
     prepared: Prepared,
     options: EngineOptions,
