@@ -32,6 +32,11 @@ Worker → engine (replies; `id` echoes the probe)
     {"op": "bye"}
 
 Results group consecutive ports that ended alike; every requested port appears exactly once.
+
+More detail keys: `resolved` (the address a `resolve` name gave) or `resolve-error` (then
+every port is `unreachable` / `no-such-host`); tcp-syn: `sent` (packets, seconds and rate of
+the send loops), `hop-attribution` (how resets were attributed); udp: `payload` (the unique
+payload, for a sensor at the target); http: `location`, `redirect`, `http-error`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ Handlers run on the receiver thread and must only queue (a deque append).
 
 from __future__ import annotations
 
-import errno
 import select
 import socket
 import struct
@@ -91,7 +90,12 @@ class RawHub:
             except OSError:
                 return
             for sock in readable:
-                self._drain(sock)
+                # A packet the parsers trip over must not end this thread: a dead receiver
+                # would turn every later answer into silence, i.e. into `filtered`.
+                try:
+                    self._drain(sock)
+                except Exception:
+                    continue
 
     def _drain(self, sock: socket.socket) -> None:
         v4 = self.family == socket.AF_INET
@@ -107,10 +111,8 @@ class RawHub:
                     hops = hop_limit(ancillary)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
-                    return
-                raise
+            except OSError:
+                return  # ENOBUFS and the like: the next select() tries again
             if is_tcp:
                 reply = parse_v4_tcp(packet) if v4 else parse_v6_tcp(packet, src, hops)
                 if reply is not None:
