@@ -47,6 +47,7 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font
 .hash{color:#57606a;word-break:break-all}
 .flow{margin:10px 0 14px}.flow h3{margin-bottom:2px}
 .scroll{overflow-x:auto}
+.flow svg{max-width:100%;height:auto}
 .matrix th,.matrix td{border:1px solid #d0d7de;padding:6px 10px;vertical-align:top;
 white-space:nowrap}
 .matrix td div{font-size:12.5px}
@@ -181,9 +182,9 @@ def _summary(report: Report) -> ET.Element:
 
 BOX_H = 30
 ROW_H = 58
-ARROW = 240
+ARROW = 200
 CHAR_W = 7.3  # 12px monospace
-EDGE_CHARS = 29
+EDGE_CHARS = 25
 
 
 def _arrow_defs() -> ET.Element:
