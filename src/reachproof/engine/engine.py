@@ -13,6 +13,7 @@ import asyncio
 import importlib
 from collections.abc import Sequence
 
+from reachproof.engine.confirm import observe_confirmed
 from reachproof.engine.options import EngineOptions, TcpEngine
 from reachproof.engine.progress import ProbeProgress, ProgressSink
 from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budget
@@ -43,7 +44,10 @@ def run_specs(
     progress: ProgressSink | None = None,
 ) -> tuple[Observation, ...]:
     check_scope(specs, inventory)
-    return asyncio.run(observe(specs, inventory, options or EngineOptions(), progress))
+    chosen = options or EngineOptions()
+    return asyncio.run(
+        observe_confirmed(specs, inventory, chosen, progress, observe, _source(chosen))
+    )
 
 
 async def observe(
@@ -133,7 +137,8 @@ async def _run_worker(
                     progress(ProbeProgress(vantage.name, spec.id, min(done, total), total))
 
             try:
-                message = await worker.probe(request, deadline, moved)
+                idle = options.grace + options.timeout
+                message = await worker.probe(request, deadline, moved, idle)
             except VantageError as exc:
                 return Observation(spec.id, error=str(exc))
             finally:

@@ -84,6 +84,7 @@ class Hello:
 class _Pending:
     future: asyncio.Future[JSON]
     on_progress: ProgressCallback | None
+    touched: float  # loop time of the last sign of life (sent, or a progress line)
 
 
 class Worker:
@@ -140,25 +141,41 @@ class Worker:
         return self._failure
 
     async def probe(
-        self, request: JSON, deadline: float, on_progress: ProgressCallback | None = None
+        self,
+        request: JSON,
+        deadline: float,
+        on_progress: ProgressCallback | None = None,
+        idle: float | None = None,
     ) -> JSON:
         """Send one probe request; its result message, or VantageError if the worker fails.
 
-        Missing `deadline` seconds means the worker stopped answering: it is killed and every
-        other outstanding probe fails with the same cause.
+        The worker counts as hung when `deadline` seconds pass without a result and, when
+        `idle` is given, `idle` seconds pass without a progress line for the probe (a busy
+        machine may send slower than asked: progress proves it is still at work). A hung
+        worker is killed and every other outstanding probe fails with the same cause.
         """
         if self._failure is not None:
             raise self._failure
         probe_id = str(request["id"])
-        future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
-        self._pending[probe_id] = _Pending(future, on_progress)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[JSON] = loop.create_future()
+        pending = _Pending(future, on_progress, loop.time())
+        self._pending[probe_id] = pending
+        started = loop.time()
         try:
             await self._send({"op": "probe", **request})
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), deadline)
-            except TimeoutError:
-                self._fail(f"no result for probe {probe_id!r} within {deadline:.1f}s")
-                return await future  # raises the failure
+            while True:
+                end = started + deadline
+                if idle is not None:
+                    end = max(end, pending.touched + idle)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), end - loop.time())
+                except TimeoutError:
+                    if idle is not None and loop.time() < pending.touched + idle:
+                        continue  # progress arrived meanwhile: still at work
+                    waited = loop.time() - started
+                    self._fail(f"no result for probe {probe_id!r} within {waited:.1f}s")
+                    return await future  # raises the failure
         finally:
             self._pending.pop(probe_id, None)
 
@@ -251,6 +268,8 @@ class Worker:
                 pending.future.set_result(message)
         elif op == "progress":
             pending = self._pending.get(str(message.get("id")))
+            if pending is not None:
+                pending.touched = asyncio.get_running_loop().time()
             if pending is not None and pending.on_progress is not None:
                 with contextlib.suppress(TypeError, ValueError):
                     pending.on_progress(int(message["done"]), int(message["total"]))

@@ -31,6 +31,7 @@ SHIPPED_MODULES = (
     "reachproof.worker.hops",
     "reachproof.worker.syn",
     "reachproof.worker.udp",
+    "reachproof.worker.sensor",
     "reachproof.worker.icmp",
     "reachproof.worker.http",
     "reachproof.worker.checks",

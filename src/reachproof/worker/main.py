@@ -22,6 +22,7 @@ from reachproof.worker.checks import run_check
 from reachproof.worker.connect import run_connect
 from reachproof.worker.http import run_http, run_websocket
 from reachproof.worker.icmp import run_icmp
+from reachproof.worker.sensor import run_sense, stop_sensor
 from reachproof.worker.syn import run_syn
 from reachproof.worker.target import NoSuchHost, Target, resolve_target
 from reachproof.worker.udp import run_udp
@@ -95,6 +96,8 @@ def run_probe(request: Request, output: Output) -> None:
     try:
         if request.kind == protocol.KIND_CHECK:
             run_check(request, report)
+        elif request.kind == protocol.KIND_UDP_SENSE:
+            run_sense(request, report, progress)
         else:
             _run_network(request, report, progress)
     except Exception as exc:  # a probe's bug must not kill the worker
@@ -138,6 +141,9 @@ def serve(lines: Iterable[bytes], output: Output) -> None:
                         output.send(_rejected(message["id"], str(exc)))
                     continue
                 pool.submit(run_probe, request, output)
+            elif op == "sense-stop":
+                if not stop_sensor(str(message.get("id"))):
+                    output.log(f"sense-stop for unknown sensor {message.get('id')!r}")
             elif op == "bye":
                 break
             else:

@@ -15,6 +15,7 @@ Engine → worker (requests)
      "attempts": int,                  # at most this many attempts for a silent port (≥ 2)
      "pps": int,                       # packets per second this probe may send (0: no limit)
      "params": {str: str}}             # http: path, host; check: check, expect.*
+    {"op": "sense-stop", "id": str}    # ends a running udp-sense probe (it then sends its result)
     {"op": "bye"}
 
 Worker → engine (replies; `id` echoes the probe)
@@ -51,6 +52,10 @@ KIND_ICMP = "icmp"  # echo request; one "port" placeholder [[0, 0]]
 KIND_HTTP = "http"
 KIND_WEBSOCKET = "websocket"
 KIND_CHECK = "check"  # in-container checks: params["check"] in cluster-env, training-env, hostnames
+# The far end of a two-ended UDP probe: runs until {"op": "sense-stop", "id": …} or `timeout`
+# seconds; its first progress line means "listening"; its result has one detail `seen` =
+# "<token> <port>" per reachproof datagram delivered to this host (see worker/sensor.py).
+KIND_UDP_SENSE = "udp-sense"
 
 KINDS = (
     KIND_TCP_SYN,
@@ -60,6 +65,7 @@ KINDS = (
     KIND_HTTP,
     KIND_WEBSOCKET,
     KIND_CHECK,
+    KIND_UDP_SENSE,
 )
 
 # Port states, as reachproof.observation.PortState values.
