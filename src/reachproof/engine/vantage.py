@@ -179,6 +179,12 @@ class Worker:
         finally:
             self._pending.pop(probe_id, None)
 
+    async def tell(self, message: JSON) -> None:
+        """Send a message that has no reply of its own (a running probe's `sense-stop`)."""
+        if self._failure is not None:
+            raise self._failure
+        await self._send(message)
+
     async def close(self) -> None:
         """Say bye and wait briefly for the worker to leave; kill it if it does not."""
         if self._failure is None and self.process.returncode is None:
