@@ -19,6 +19,7 @@ from reachproof.ports import PortSet
 #   twice    reports the first port twice, with two different states
 #   garbage  answers a probe with a line that is not JSON
 #   env      answers a check probe with its own environment, one `env` detail per variable
+#   slow     sends a progress line every 0.2 s for 3 s before answering
 FAKE_WORKER = r"""
 import json, os, sys, time
 
@@ -63,6 +64,10 @@ def main():
                 os._exit(3)
             if MODE == "hang":
                 continue
+            if MODE == "slow":
+                for _step in range(15):
+                    send({{"op": "progress", "id": pid, "done": 0, "total": 1}})
+                    time.sleep(0.2)
             if MODE == "garbage":
                 sys.stdout.write("this is not json\n")
                 sys.stdout.flush()

@@ -89,6 +89,13 @@ def test_a_hung_worker_misses_its_deadline_and_is_killed() -> None:
     assert all(o.error and "no result for probe" in o.error for o in obs)
 
 
+def test_progress_keeps_a_slow_probe_alive_past_its_deadline() -> None:
+    # deadline = grace 1.0 + 2 attempts × 0.2 s + 1 s of sending ≈ 2.4 s < the 3 s it takes
+    opts = options("slow", timeout=0.2, attempts=2, grace=1.0)
+    (obs,) = run_specs([tcp_spec("22")], local_inventory(), opts)
+    assert obs.error is None and obs.results[0].state is PortState.OPEN
+
+
 def test_garbage_on_the_pipe_is_a_protocol_error() -> None:
     (obs,) = run_specs([tcp_spec("22")], local_inventory(), options("garbage"))
     assert obs.error is not None and "protocol error" in obs.error
