@@ -94,10 +94,10 @@ def _nft(netns: str, script: str) -> str:
 
 
 def reset_counter(fw: str) -> None:
-    _nft(fw, f"table inet {COUNTER_TABLE}\ndelete table inet {COUNTER_TABLE}\n")
+    _nft(fw, f"add table inet {COUNTER_TABLE}\ndelete table inet {COUNTER_TABLE}\n")
     _nft(
         fw,
-        f"table inet {COUNTER_TABLE} {{\n  chain fwd {{\n"
+        f"table inet {COUNTER_TABLE} {{\n  chain syns {{\n"
         "    type filter hook forward priority -50; policy accept;\n"
         '    iifname "ext" tcp flags & (syn | ack) == syn counter\n  }\n}\n',
     )
