@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from reachproof.engine.confirm import observe_confirmed
 from reachproof.engine.options import EngineOptions, TcpEngine
 from reachproof.engine.progress import ProbeProgress, ProgressSink
-from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budget
+from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budgets
 from reachproof.engine.scope import check_scope
 from reachproof.engine.translate import observation_from_result, probe_request, worker_kind
 from reachproof.engine.vantage import Worker
@@ -61,9 +61,13 @@ async def observe(
     for spec in specs:
         if spec.vantage is not None:
             groups.setdefault(spec.vantage, []).append(spec)
-    budget = vantage_budget(options.pps, options.vantage_pps, len(groups))
+    budgets = vantage_budgets(
+        options.pps,
+        options.vantage_pps,
+        {name: _packets(group, options.attempts) for name, group in groups.items()},
+    )
     runs = [
-        _run_vantage(name, inventory.vantage(name), group, options, budget, progress)
+        _run_vantage(name, inventory.vantage(name), group, options, budgets[name], progress)
         for name, group in groups.items()
     ]
     observed: dict[str, Observation] = {}
@@ -118,18 +122,20 @@ async def _run_worker(
         degraded = None
         if syn and not raw:
             degraded = f"raw sockets not permitted at {vantage.name}: connect probes used"
-        pps = probe_budget(budget, options.in_flight, len(specs))
+        # Every request carries the vantage's whole budget: the worker paces them all from one
+        # bucket. The slowest a probe can go is its share when the gate is full.
+        slowest = probe_budget(budget, options.in_flight, len(specs))
         gate = asyncio.Semaphore(options.in_flight)
 
         async def one(spec: ProbeSpec) -> Observation:
             async with gate:
-                return await _probe(worker, spec, worker_kind(spec.kind, raw, syn), pps)
+                return await _probe(worker, spec, worker_kind(spec.kind, raw, syn))
 
-        async def _probe(worker: Worker, spec: ProbeSpec, kind: str, pps: int) -> Observation:
-            request = probe_request(spec, kind, options.timeout, options.attempts, pps, spec.id)
+        async def _probe(worker: Worker, spec: ProbeSpec, kind: str) -> Observation:
+            request = probe_request(spec, kind, options.timeout, options.attempts, budget, spec.id)
             total = max(1, len(spec.ports))
             deadline = options.grace + expected_seconds(
-                total, options.attempts, options.timeout, pps
+                total, options.attempts, options.timeout, slowest
             )
 
             def moved(done: int, _total: int) -> None:
@@ -149,6 +155,11 @@ async def _run_worker(
         return list(await asyncio.gather(*(one(s) for s in specs)))
     finally:
         await worker.close()
+
+
+def _packets(specs: Sequence[ProbeSpec], attempts: int) -> int:
+    """The most packets a vantage's specs may need: every port silent, every attempt sent."""
+    return sum(max(1, len(s.ports)) for s in specs) * attempts
 
 
 def _source(options: EngineOptions) -> str:

@@ -1,13 +1,28 @@
-"""Packets-per-second budgets (pure): the global limit, each vantage's share, each probe's share.
+"""Packets-per-second budgets (pure): the global limit and each vantage's share of it.
 
-The split is static, so the sum of what is in flight never exceeds a limit: a vantage gets
-min(per-vantage limit, global limit / vantages probing at once), and each probe request of a
-vantage gets that budget divided by the number of requests the vantage can have in flight.
+The split is static, so the sum of what is sent never exceeds the global limit (plus the small
+floor that keeps every vantage moving): each vantage gets a share of the global limit in
+proportion to the packets it has to send, capped by the per-vantage limit. A vantage's worker
+paces all its probes from one bucket of that size (worker/pacing.py, `shared_pacer`), so a big
+sweep left running alone gets the vantage's whole budget. `probe_budget` — the budget divided
+by the probes in flight — is the slowest a probe can go, which is what its deadline allows for.
 """
 
 from __future__ import annotations
 
 import math
+
+MIN_VANTAGE_PPS = 1_000  # a vantage with little to send still sends at this rate
+
+
+def vantage_budgets(global_pps: int, vantage_pps: int, packets: dict[str, int]) -> dict[str, int]:
+    """Each vantage's packets per second, in proportion to the packets it has to send."""
+    total = sum(max(1, n) for n in packets.values())
+    floor = min(MIN_VANTAGE_PPS, vantage_pps, max(1, global_pps // max(1, len(packets))))
+    return {
+        name: max(floor, min(vantage_pps, global_pps * max(1, n) // total))
+        for name, n in packets.items()
+    }
 
 
 def vantage_budget(global_pps: int, vantage_pps: int, vantages: int) -> int:

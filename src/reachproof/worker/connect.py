@@ -18,7 +18,7 @@ import time
 from collections import deque
 
 from reachproof.worker.icmp_errors import classify, enable_recverr, read_error_queue
-from reachproof.worker.pacing import Pacer, fd_budget
+from reachproof.worker.pacing import fd_budget, shared_pacer
 from reachproof.worker.target import Target
 from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
 
@@ -80,7 +80,7 @@ def _close(sock: socket.socket, reset: bool) -> None:
 
 def run_connect(request: Request, target: Target, report: ProbeReport, progress: Progress) -> None:
     limit = fd_budget(MAX_IN_FLIGHT)
-    pacer = Pacer(request.pps)
+    pacer = shared_pacer(request.pps)
     queue = deque((port, 1) for port in request.ports)
     in_flight: dict[int, _Attempt] = {}
     selector = selectors.DefaultSelector()

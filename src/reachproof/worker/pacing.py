@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import threading
 import time
 
 FD_RESERVE = 64  # descriptors kept free for pipes, raw sockets and other probes
@@ -17,17 +18,34 @@ class Pacer:
     def __init__(self, pps: int) -> None:
         self.interval = 1.0 / pps if pps > 0 else 0.0
         self._next = time.monotonic()
+        self._lock = threading.Lock()
 
     def take(self, count: int = 1) -> None:
         if not self.interval:
             return
-        now = time.monotonic()
-        # Never bank more than a short burst of unused budget after an idle spell.
-        self._next = max(self._next, now - 0.01)
-        self._next += count * self.interval
-        delay = self._next - now
+        with self._lock:
+            now = time.monotonic()
+            # Never bank more than a short burst of unused budget after an idle spell.
+            self._next = max(self._next, now - 0.01)
+            self._next += count * self.interval
+            delay = self._next - now
         if delay > 0:
             time.sleep(delay)
+
+
+_shared: dict[int, Pacer] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_pacer(pps: int) -> Pacer:
+    """The one pacer of this worker for `pps`: every probe the engine gives the same budget
+    draws from one bucket, so the vantage's rate holds however many probes run at once and a
+    probe running alone gets all of it."""
+    with _shared_lock:
+        pacer = _shared.get(pps)
+        if pacer is None:
+            pacer = _shared[pps] = Pacer(pps)
+        return pacer
 
 
 def fd_budget(wanted: int) -> int:

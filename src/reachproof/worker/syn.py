@@ -22,7 +22,7 @@ from typing import Any
 from reachproof.worker.connect import run_connect
 from reachproof.worker.hops import forged_by_hop, hops_of, trace_ttl
 from reachproof.worker.icmp_errors import IcmpError, classify, is_time_exceeded
-from reachproof.worker.pacing import Pacer
+from reachproof.worker.pacing import shared_pacer
 from reachproof.worker.packets import (
     ACK,
     COOKIE_MIX,
@@ -153,7 +153,7 @@ class Sweep:
 
     def run(self, progress: Progress) -> None:
         request = self.request
-        pacer = Pacer(request.pps)
+        pacer = shared_pacer(request.pps)
         failed: dict[int, int] = {}
         silent = list(request.ports)
         for attempt in range(1, request.attempts + 1):

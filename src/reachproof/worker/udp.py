@@ -18,7 +18,7 @@ import time
 
 from reachproof.worker.connect import immediate_outcome
 from reachproof.worker.icmp_errors import classify, enable_recverr, read_error_queue
-from reachproof.worker.pacing import Pacer, fd_budget
+from reachproof.worker.pacing import Pacer, fd_budget, shared_pacer
 from reachproof.worker.target import Target
 from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
 
@@ -103,7 +103,7 @@ def _probe_chunk(
 
 def run_udp(request: Request, target: Target, report: ProbeReport, progress: Progress) -> None:
     chunk = fd_budget(MAX_IN_FLIGHT)
-    pacer = Pacer(request.pps)
+    pacer = shared_pacer(request.pps)
     # Unique per probe, so a two-ended check (a sensor at the target) can recognise it.
     payload = b"reachproof " + secrets.token_hex(8).encode() + b"\n"
     report.add_detail("payload", payload.decode().strip())

@@ -101,3 +101,15 @@ def test_table_folds_big_runs_like_nmap() -> None:
     assert "Not shown: 65534 filtered ports (timeout)" in text
     assert "443/tcp    open           syn-ack              63" in text
     assert '"count": 65534' in render_json("user", "syn", [spec], [obs], 1.5)
+
+
+def test_vantage_budgets_follow_the_packets_each_vantage_sends() -> None:
+    from reachproof.engine.ratelimit import vantage_budgets
+
+    budgets = vantage_budgets(150_000, 150_000, {"user": 12_000_000, "a": 400, "b": 400})
+    assert budgets["user"] > 140_000  # the big sweep is not starved by idle vantages
+    assert budgets["a"] == budgets["b"] == 1_000  # the floor keeps small ones moving
+    assert vantage_budgets(150_000, 50_000, {"user": 10**7})["user"] == 50_000
+    even = vantage_budgets(90_000, 90_000, {"x": 10, "y": 10, "z": 10})
+    assert even == {"x": 30_000, "y": 30_000, "z": 30_000}
+    assert sum(even.values()) <= 90_000
