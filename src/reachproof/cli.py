@@ -183,7 +183,7 @@ def check_command(
     from reachproof.report.terminal import render_terminal
     from reachproof.report.writers import Format, default_output_dir, write_reports
 
-    console = Console(highlight=False)
+    console = _stdout_console()
     with user_errors():
         wanted = _formats(formats)
         options = EngineOptions(engine=_choice(TcpEngine, engine, "--engine"))
@@ -254,6 +254,12 @@ def _check_with_evidence(
     with EvidenceRecorder(prepared.inventory, vantages, directory) as recorder:
         report = run_check(prepared, options, progress)
     return replace(report, evidence=tuple(recorder.captures))
+
+
+def _stdout_console() -> Console:
+    """Full width on a terminal; 140 columns in a CI log or a file, so evidence lines stay whole."""
+    probe = Console()
+    return Console(highlight=False, width=None if probe.is_terminal else 140)
 
 
 def _formats(given: list[str] | None) -> list[Format]:

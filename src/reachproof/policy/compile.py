@@ -198,7 +198,13 @@ class _Compiler:
                     family=address.version,
                     kind=kind,
                     ports=PortSet.of([app.port]),
-                    expect=Expectation(Action.ALLOW, status=stmt.status, identity=app.identity),
+                    # A 101 answer has no body to carry the app's identity: the http
+                    # expectation proves which container answers, websocket the upgrade.
+                    expect=Expectation(
+                        Action.ALLOW,
+                        status=stmt.status,
+                        identity=app.identity if kind is ProbeKind.HTTP else None,
+                    ),
                     params=(
                         ("path", path),
                         ("app", app.name),
