@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# `make demo`: the reference lab up, what reachproof would check on it, the lab down.
-# Needs root (network namespaces); without it, shows the plan for the example inventory.
+# `make demo`: the reference lab up, every documented rule checked (all PASS), the lab rebuilt
+# with a fault, checked again (the right rule FAILs, with evidence), the difference between the
+# two reports, the lab down. Needs root (network namespaces); without it, shows the plan only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rp=.venv/bin/reachproof
 policy=policies/backend-ai.policy
+inventory=.reachproof/lab/inventory.yaml
+fault=${DEMO_FAULT:-agent-rpc-exposed}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+clean=reports/demo-$stamp/clean
+faulty=reports/demo-$stamp/$fault
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -24,13 +30,30 @@ step "lab up: a Backend.AI deployment in network namespaces (3 agents, 3 session
 "$rp" lab up
 "$rp" lab status
 
-step "the plan: what reachproof probes, rule by rule, over IPv4 and IPv6"
-"$rp" plan --policy "$policy" --inventory .reachproof/lab/inventory.yaml
+step "check the clean lab: every documented rule, IPv4 and IPv6, full-range deny sweeps"
+"$rp" check --policy "$policy" --inventory "$inventory" --output "$clean"
 
-step "named faults the lab can apply (each breaks one documented property)"
-"$rp" lab faults
+step "lab up again with a fault: $fault"
+"$rp" lab down >/dev/null
+"$rp" lab faults | grep -E "fault|$fault" || true
+"$rp" lab up --fault "$fault"
+
+step "check the faulty lab: the rule it breaks must FAIL, with evidence (exit 1 expected)"
+status=0
+"$rp" check --policy "$policy" --inventory "$inventory" --output "$faulty" || status=$?
+if [ "$status" != 1 ]; then
+  echo "demo: expected exit 1 (a rule FAILED), got $status" >&2
+  exit 1
+fi
+
+step "what changed between the two reports (exit 1: something got worse)"
+"$rp" diff "$clean/report.json" "$faulty/report.json" || true
 
 step "lab down"
 "$rp" lab down
 trap - EXIT INT TERM
-echo "done: nothing of the lab is left (ip netns list is empty)."
+echo
+echo "reports (terminal, JSON, JUnit, SARIF, HTML, Markdown):"
+echo "  clean lab:   $clean/"
+echo "  with $fault: $faulty/"
+echo "open $faulty/report.html in a browser for the security-review view."
