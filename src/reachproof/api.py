@@ -72,7 +72,10 @@ def build_report(
     started: datetime,
     finished: datetime,
 ) -> Report:
+    from reachproof.report.matrix import host_zones
+
     observed = tuple(observations)
+    zones = host_zones(prepared.inventory, prepared.policy)
     return Report(
         policy_name=prepared.policy.name,
         policy=InputFile.of(prepared.policy.path),
@@ -81,4 +84,6 @@ def build_report(
         finished=finished,
         rules=judge_plan(prepared.plan, observed),
         observations=observed,
+        zone_order=zones.zones,
+        host_zones=tuple(sorted(zones.host_zone.items())),
     )

@@ -198,6 +198,7 @@ def check_command(
                 report = run_check(prepared, options, progress)
         if Format.TERMINAL in wanted:
             render_terminal(report, console)
+            _render_matrix(report, console)
         written = write_reports(report, wanted, directory)
     if written:
         console.print(f"reports: {', '.join(str(p) for p in written)}")
@@ -254,6 +255,15 @@ def _check_with_evidence(
     with EvidenceRecorder(prepared.inventory, vantages, directory) as recorder:
         report = run_check(prepared, options, progress)
     return replace(report, evidence=tuple(recorder.captures))
+
+
+def _render_matrix(report: Report, console: Console) -> None:
+    from reachproof.report.matrix import render_matrix_terminal, report_zones, zone_matrix
+
+    zones = report_zones(report)
+    if zones is not None:
+        console.print()
+        render_matrix_terminal(zone_matrix(report, zones), console)
 
 
 def _stdout_console() -> Console:

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reachproof.report.matrix import ZoneMatrix, cell_lines
+from reachproof.report.matrix import ZoneMatrix, cell_lines, report_zones, zone_matrix
 from reachproof.report.model import Report
 from reachproof.report.terminal import short_ports
 from reachproof.report.text import MARK, effective, hop_title, relevant, rule_location, where
@@ -90,6 +90,8 @@ def el(tag: str, attrs: dict[str, str] | None = None, *children: ET.Element | st
 
 
 def render_html(report: Report, matrix: ZoneMatrix | None = None) -> str:
+    if matrix is None and (zones := report_zones(report)) is not None:
+        matrix = zone_matrix(report, zones)
     counts = report.counts()
     title = f"reachproof — {report.policy_name} — exit {report.exit_code}"
     head = el(

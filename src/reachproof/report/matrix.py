@@ -36,6 +36,13 @@ class ZoneMap:
         return self.host_zone.get(host, UNZONED)
 
 
+def report_zones(report: Report) -> ZoneMap | None:
+    """The zone map a report carries (None for a report built without one)."""
+    if not report.host_zones:
+        return None
+    return ZoneMap(report.zone_order, dict(report.host_zones))
+
+
 def host_zones(inventory: Inventory, policy: Policy) -> ZoneMap:
     role_zone: dict[str, str] = {}
     for zone in policy.zones:

@@ -42,6 +42,9 @@ class Report:
     observations: tuple[Observation, ...] = ()
     tool_version: str = __version__
     evidence: tuple[Capture, ...] = ()  # packet captures of `check --evidence`
+    # host name → zone, in the policy's zone order: what the zone reachability matrix needs
+    zone_order: tuple[str, ...] = ()
+    host_zones: tuple[tuple[str, str], ...] = ()
 
     def counts(self) -> dict[Verdict, int]:
         counter = Counter(r.verdict for r in self.rules)

@@ -87,5 +87,11 @@ def test_everything_shown_is_escaped() -> None:
 
 
 def test_without_zones_the_matrix_says_so() -> None:
+    bare = replace(report(COMPACT, "clean"), host_zones=())
+    assert "No zone matrix" in render_html(bare)
+
+
+def test_the_report_carries_its_zone_matrix() -> None:
     html = render_html(report(COMPACT, "clean"))
-    assert "No zone matrix" in html
+    assert "No zone matrix" not in html
+    assert "internet" in html and "compute" in html
