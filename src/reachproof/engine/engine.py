@@ -21,7 +21,7 @@ from reachproof.engine.scope import check_scope
 from reachproof.engine.translate import observation_from_result, probe_request, worker_kind
 from reachproof.engine.vantage import Worker
 from reachproof.errors import VantageError
-from reachproof.inventory.model import Inventory, Vantage
+from reachproof.inventory.model import Inventory, IPAddress, Vantage
 from reachproof.observation import Observation
 from reachproof.plan import Plan, ProbeKind, ProbeSpec
 
@@ -66,8 +66,11 @@ async def observe(
         options.vantage_pps,
         {name: _packets(group, options.attempts) for name, group in groups.items()},
     )
+    declared = inventory.declared_addresses()
     runs = [
-        _run_vantage(name, inventory.vantage(name), group, options, budgets[name], progress)
+        _run_vantage(
+            name, inventory.vantage(name), group, options, budgets[name], progress, declared
+        )
         for name, group in groups.items()
     ]
     observed: dict[str, Observation] = {}
@@ -84,6 +87,7 @@ async def _run_vantage(
     options: EngineOptions,
     budget: int,
     progress: ProgressSink | None,
+    declared: frozenset[IPAddress],
 ) -> list[Observation]:
     if vantage is None:
         return _errors(specs, f"vantage {name!r} is not in the inventory")
@@ -97,7 +101,7 @@ async def _run_vantage(
 
         jobs.append(run_nmap(vantage, nmap_specs, options, budget, progress))
     if specs:
-        jobs.append(_run_worker(vantage, specs, options, budget, progress))
+        jobs.append(_run_worker(vantage, specs, options, budget, progress, declared))
     out: list[Observation] = []
     for batch in await asyncio.gather(*jobs):
         out.extend(batch)
@@ -110,6 +114,7 @@ async def _run_worker(
     options: EngineOptions,
     budget: int,
     progress: ProgressSink | None,
+    declared: frozenset[IPAddress],
 ) -> list[Observation]:
     try:
         worker = await Worker.start(vantage, _source(options), options.start_timeout)
@@ -150,7 +155,7 @@ async def _run_worker(
             finally:
                 moved(total, total)
             note = degraded if spec.kind is ProbeKind.TCP else None
-            return observation_from_result(spec, message, note)
+            return observation_from_result(spec, message, note, declared)
 
         return list(await asyncio.gather(*(one(s) for s in specs)))
     finally:

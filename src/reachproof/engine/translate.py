@@ -7,9 +7,11 @@ that was not asked for is ignored; a state it should not use fails the whole obs
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from ipaddress import ip_address
 from typing import Any
 
+from reachproof.inventory.model import IPAddress
 from reachproof.observation import Observation, PortResult, PortState
 from reachproof.plan import ProbeKind, ProbeSpec
 from reachproof.ports import PortRange, PortSet
@@ -60,13 +62,38 @@ def probe_request(
 
 
 def observation_from_result(
-    spec: ProbeSpec, message: JSON, degraded: str | None = None
+    spec: ProbeSpec,
+    message: JSON,
+    degraded: str | None = None,
+    declared: Collection[IPAddress] | None = None,
 ) -> Observation:
-    """The Observation of one `result` message; a malformed one becomes an error observation."""
+    """The Observation of one `result` message; a malformed one becomes an error observation.
+
+    A spec probed by hostname is resolved at the vantage, after the scope guard has seen only
+    the address the plan expected; if the vantage resolved it to an address the inventory does
+    not declare (`declared`), the observation is an error: nothing it saw is evidence.
+    """
     try:
-        return _observation(spec, message, degraded)
+        observation = _observation(spec, message, degraded)
     except ResultError as exc:
         return Observation(spec.id, error=f"worker result rejected: {exc}", degraded=degraded)
+    if declared is not None:
+        for resolved in observation.details("resolved"):
+            if not _declared(resolved, declared):
+                return Observation(
+                    spec.id,
+                    error=f"{spec.resolve or spec.address} resolved to {resolved} at the "
+                    "vantage, an address the inventory does not declare",
+                    degraded=degraded,
+                )
+    return observation
+
+
+def _declared(text: str, declared: Collection[IPAddress]) -> bool:
+    try:
+        return ip_address(text) in declared
+    except ValueError:
+        return False
 
 
 def _observation(spec: ProbeSpec, message: JSON, degraded: str | None) -> Observation:

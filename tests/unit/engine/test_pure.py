@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from enginekit import local_inventory, tcp_spec
 
@@ -113,3 +115,18 @@ def test_vantage_budgets_follow_the_packets_each_vantage_sends() -> None:
     even = vantage_budgets(90_000, 90_000, {"x": 10, "y": 10, "z": 10})
     assert even == {"x": 30_000, "y": 30_000, "z": 30_000}
     assert sum(even.values()) <= 90_000
+
+
+def test_a_name_resolved_to_an_undeclared_address_is_not_evidence() -> None:
+    spec = replace(tcp_spec("22"), resolve="peer")
+    answer = {
+        "results": [{"ports": [[22, 22]], "state": "open", "reason": "syn-ack", "attempts": 1}],
+        "detail": [["resolved", "10.9.9.9"]],
+    }
+    declared = local_inventory().declared_addresses()
+    obs = observation_from_result(spec, answer, None, declared)
+    assert obs.error == (
+        "peer resolved to 10.9.9.9 at the vantage, an address the inventory does not declare"
+    )
+    answer["detail"] = [["resolved", "127.0.0.1"]]
+    assert observation_from_result(spec, answer, None, declared).error is None
