@@ -77,12 +77,12 @@ def observation_from_result(
         observation = _observation(spec, message, degraded)
     except ResultError as exc:
         return Observation(spec.id, error=f"worker result rejected: {exc}", degraded=degraded)
-    if declared is not None:
+    if declared is not None and spec.resolve is not None and spec.kind is not ProbeKind.CHECK:
         for resolved in observation.details("resolved"):
             if not _declared(resolved, declared):
                 return Observation(
                     spec.id,
-                    error=f"{spec.resolve or spec.address} resolved to {resolved} at the "
+                    error=f"{spec.resolve} resolved to {resolved} at the "
                     "vantage, an address the inventory does not declare",
                     degraded=degraded,
                 )

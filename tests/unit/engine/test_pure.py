@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from enginekit import local_inventory, tcp_spec
+from enginekit import check_spec, local_inventory, tcp_spec
 
 from reachproof.engine import OutOfScopeError
 from reachproof.engine.nmap import observation_from_nmap, parse_nmap_xml
@@ -130,3 +130,6 @@ def test_a_name_resolved_to_an_undeclared_address_is_not_evidence() -> None:
     )
     answer["detail"] = [["resolved", "127.0.0.1"]]
     assert observation_from_result(spec, answer, None, declared).error is None
+    # The hostnames check reports what it resolved in its own words; that is not a target.
+    check = {"detail": [["ran", "hostnames"], ["resolved", "main1=10.200.1.2"]]}
+    assert observation_from_result(check_spec(), check, None, declared).error is None
