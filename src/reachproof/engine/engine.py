@@ -17,6 +17,7 @@ from reachproof.engine.confirm import observe_confirmed
 from reachproof.engine.options import EngineOptions, TcpEngine
 from reachproof.engine.progress import ProbeProgress, ProgressSink
 from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budgets
+from reachproof.engine.recheck import recheck_silent
 from reachproof.engine.scope import check_scope
 from reachproof.engine.translate import observation_from_result, probe_request, worker_kind
 from reachproof.engine.vantage import Worker
@@ -45,9 +46,20 @@ def run_specs(
 ) -> tuple[Observation, ...]:
     check_scope(specs, inventory)
     chosen = options or EngineOptions()
-    return asyncio.run(
-        observe_confirmed(specs, inventory, chosen, progress, observe, _source(chosen))
+    return asyncio.run(_observe_all(specs, inventory, chosen, progress))
+
+
+async def _observe_all(
+    specs: Sequence[ProbeSpec],
+    inventory: Inventory,
+    options: EngineOptions,
+    progress: ProgressSink | None,
+) -> tuple[Observation, ...]:
+    """Probe, confirm UDP delivery at the targets, re-check silence before it fails a rule."""
+    observed = await observe_confirmed(
+        specs, inventory, options, progress, observe, _source(options)
     )
+    return await recheck_silent(specs, observed, inventory, options, observe)
 
 
 async def observe(

@@ -1,0 +1,86 @@
+"""Re-check before failing: silence that would fail an allow/reach rule is probed again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from reachproof.engine.options import EngineOptions
+from reachproof.engine.progress import ProgressSink
+from reachproof.engine.recheck import merge, recheck_silent, silent_ports
+from reachproof.inventory.model import Inventory
+from reachproof.observation import Observation, PortResult, PortState
+from reachproof.plan import Expectation, ProbeKind, ProbeSpec
+from reachproof.policy.ast import Action
+from reachproof.ports import PortSet
+
+S = PortState
+
+
+def spec(action: Action, kind: ProbeKind = ProbeKind.TCP, ports: str = "1-100") -> ProbeSpec:
+    return ProbeSpec(
+        "s",
+        "R",
+        0,
+        0,
+        "v",
+        "a",
+        "b",
+        "10.0.0.2",
+        4,
+        kind,
+        PortSet.parse(ports),
+        Expectation(action),
+    )
+
+
+def result(ports: str, state: PortState, attempts: int = 1) -> PortResult:
+    return PortResult(PortSet.parse(ports), state, "r", attempts)
+
+
+SWEEP = Observation("s", (result("1-95", S.CLOSED), result("96-100", S.FILTERED, 4)))
+
+
+def test_only_silence_that_would_fail_is_rechecked() -> None:
+    assert str(silent_ports(spec(Action.REACH), SWEEP)) == "96-100"
+    assert str(silent_ports(spec(Action.ALLOW), SWEEP)) == "96-100"
+    assert not silent_ports(spec(Action.DENY), SWEEP)  # silence is what deny expects
+    assert not silent_ports(spec(Action.REACH, ProbeKind.UDP), SWEEP)
+    assert not silent_ports(spec(Action.REACH), Observation("s", error="worker died"))
+
+
+def test_an_answer_on_recheck_replaces_the_silence() -> None:
+    again = Observation("s", (result("96-99", S.CLOSED), result("100", S.FILTERED, 2)))
+    merged = merge(SWEEP, again, PortSet.parse("96-100"))
+    states = {str(r.ports): (str(r.state), r.attempts) for r in merged.results}
+    assert states == {"1-95": ("closed", 1), "96-99": ("closed", 1), "100": ("filtered", 6)}
+    assert ("rechecked", "96-100") in merged.detail
+
+
+def test_a_failed_recheck_keeps_the_first_observation() -> None:
+    assert merge(SWEEP, Observation("s", error="vantage gone"), PortSet.parse("96-100")) is SWEEP
+
+
+def test_recheck_runs_gently_and_only_on_silent_ports() -> None:
+    calls: list[tuple[list[str], EngineOptions]] = []
+
+    async def observe(
+        specs: Sequence[ProbeSpec],
+        inventory: Inventory,
+        options: EngineOptions,
+        progress: ProgressSink | None,
+    ) -> tuple[Observation, ...]:
+        calls.append(([str(s.ports) for s in specs], options))
+        return tuple(Observation(s.id, (result(str(s.ports), S.OPEN),)) for s in specs)
+
+    options = EngineOptions()
+    out = asyncio.run(
+        recheck_silent([spec(Action.REACH)], (SWEEP,), Inventory("i", ""), options, observe)
+    )
+    [(ports, gentle)] = calls
+    assert ports == ["96-100"]
+    assert gentle.pps < options.pps and gentle.timeout > options.timeout
+    assert {str(r.ports): str(r.state) for r in out[0].results} == {
+        "1-95": "closed",
+        "96-100": "open",
+    }
