@@ -24,8 +24,8 @@ from reachproof.errors import EXIT_FAIL, EXIT_PASS, InputError
 from reachproof.ports import PortSet
 from reachproof.report.load import check_report
 from reachproof.report.markdown import cell, code
-from reachproof.report.terminal import MARKS, short_ports
-from reachproof.report.text import MARK, RANK
+from reachproof.report.terminal import MARKS
+from reachproof.report.text import MARK, RANK, short_ports
 from reachproof.verdict import Verdict
 
 DIFF_SCHEMA = "reachproof.diff/1"

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 
 from reachproof.report.matrix import ZoneMatrix, cell_lines, report_zones, zone_matrix
 from reachproof.report.model import Report
-from reachproof.report.terminal import short_ports
-from reachproof.report.text import MARK, effective, hop_title, relevant, rule_location, where
+from reachproof.report.text import (
+    MARK,
+    effective,
+    hop_title,
+    relevant,
+    rule_location,
+    short_ports,
+    where,
+)
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
 
 # Evidence rows per hop; the JSON report keeps every one.

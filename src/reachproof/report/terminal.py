@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from reachproof.report.model import Report
+from reachproof.report.text import evidence_facts, short_ports, where
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
 
 MARKS = {
@@ -18,19 +19,6 @@ MARKS = {
 }
 # Evidence lines shown per hop before summarising the rest; the JSON report keeps them all.
 EVIDENCE_LINES = 8
-# A sampled port set can be a thousand ranges; the terminal shows its start and its size.
-PORTS_WIDTH = 40
-
-
-def short_ports(text: str, width: int = PORTS_WIDTH) -> str:
-    if len(text) <= width:
-        return text
-    count = sum(
-        int(b) - int(a) + 1 if sep else 1
-        for a, sep, b in (item.partition("-") for item in text.split(","))
-    )
-    head = text[:width].rsplit(",", 1)[0]
-    return f"{head},… ({count:,} ports)"
 
 
 def render_terminal(report: Report, console: Console) -> None:
@@ -95,26 +83,13 @@ def _hop(console: Console, hop: HopVerdict, show_evidence: bool) -> None:
 
 def _evidence_line(item: Evidence) -> Text:
     mark, style = MARKS[item.verdict]
-    where = item.address or item.target
-    if item.family == 6 and item.address:
-        where = f"[{item.address}]"
-    target = f"{item.target} {where}" if item.address else item.target
     ports = f" {item.kind}/{short_ports(item.ports)}" if item.ports else f" {item.kind}"
-    facts = [item.state]
-    if item.reason:
-        facts.append(item.reason)
-    if item.attempts:
-        facts.append(f"{item.attempts} attempt{'s' if item.attempts != 1 else ''}")
-    if item.rtt_ms is not None:
-        facts.append(f"{item.rtt_ms:.1f} ms")
-    if item.ttl is not None:
-        facts.append(f"ttl {item.ttl}")
     vantage = item.vantage or "no vantage"
     return Text.assemble(
         "          ",
         (f"{mark} ", style),
-        f"{item.source} ({vantage}) → {target}{ports}  ",
-        (", ".join(facts), style),
+        f"{item.source} ({vantage}) → {where(item)}{ports}  ",
+        (", ".join(evidence_facts(item)), style),
         (f" — {item.note}", "dim"),
     )
 

@@ -7,7 +7,6 @@ SARIF, Markdown and HTML embed.
 from __future__ import annotations
 
 from reachproof.report.model import Report
-from reachproof.report.terminal import short_ports
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
 
 MARK = {
@@ -16,6 +15,21 @@ MARK = {
     Verdict.WARN: "!",
     Verdict.INCONCLUSIVE: "?",
 }
+
+# A sampled port set can be a thousand ranges; the terminal shows its start and its size.
+PORTS_WIDTH = 40
+
+
+def short_ports(text: str, width: int = PORTS_WIDTH) -> str:
+    if len(text) <= width:
+        return text
+    count = sum(
+        int(b) - int(a) + 1 if sep else 1
+        for a, sep, b in (item.partition("-") for item in text.split(","))
+    )
+    head = text[:width].rsplit(",", 1)[0]
+    return f"{head},… ({count:,} ports)"
+
 
 # Worse verdicts rank higher; a diff that moves a rule up this scale got worse.
 RANK = {Verdict.PASS: 0, Verdict.WARN: 1, Verdict.INCONCLUSIVE: 2, Verdict.FAIL: 3}
@@ -29,10 +43,8 @@ def where(item: Evidence) -> str:
     return f"{item.target} {address}"
 
 
-def evidence_line(item: Evidence, full_ports: bool = False) -> str:
-    """`user (user) → agent1 10.0.2.11 tcp/6001: open, syn-ack, 1 attempt, ttl 64 — why`."""
-    ports = item.ports if full_ports else short_ports(item.ports)
-    probe = f"{item.kind}/{ports}" if item.ports else item.kind
+def evidence_facts(item: Evidence) -> list[str]:
+    """What a probe saw, in reading order: state, reason, attempts, rtt, ttl."""
     facts = [item.state]
     if item.reason:
         facts.append(item.reason)
@@ -42,8 +54,16 @@ def evidence_line(item: Evidence, full_ports: bool = False) -> str:
         facts.append(f"{item.rtt_ms:.1f} ms")
     if item.ttl is not None:
         facts.append(f"ttl {item.ttl}")
+    return facts
+
+
+def evidence_line(item: Evidence, full_ports: bool = False) -> str:
+    """`user (user) → agent1 10.0.2.11 tcp/6001: open, syn-ack, 1 attempt, ttl 64 — why`."""
+    ports = item.ports if full_ports else short_ports(item.ports)
+    probe = f"{item.kind}/{ports}" if item.ports else item.kind
+    facts = ", ".join(evidence_facts(item))
     vantage = item.vantage or "no vantage"
-    return f"{item.source} ({vantage}) → {where(item)} {probe}: {', '.join(facts)} — {item.note}"
+    return f"{item.source} ({vantage}) → {where(item)} {probe}: {facts} — {item.note}"
 
 
 def relevant(hop: HopVerdict) -> list[Evidence]:
