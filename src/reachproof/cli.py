@@ -191,7 +191,7 @@ def check_command(
             options = replace(options, pps=pps, vantage_pps=pps)
         prepared = prepare(policy, inventory, rules or ())
         directory = output or default_output_dir(Path("reports"), datetime.now(UTC))
-        with vantage_progress(prepared.plan, Console(stderr=True)) as progress:
+        with vantage_progress(prepared.plan, console) as progress:
             if evidence:
                 report = _check_with_evidence(prepared, options, progress, directory / "pcap")
             else:
