@@ -6,8 +6,9 @@ overflow in bursts, and a retry round is a burst too). Silence is what a `deny` 
 so a deny verdict never rests on this; but for `allow` and `reach` a lost answer would be a
 false FAIL. Such ports — few, on a working network — are probed once more at a low rate with
 a longer timeout. An answer now stands (open, closed, …); a port still silent is filtered for
-certain, and its attempts count both passes. A re-check that cannot run leaves the first
-observation as it was: it already met the two-attempt rule.
+certain, and its attempts count both passes. A re-check that cannot run, or fails for some
+ports, leaves the first observation of those ports as it was: it already met the two-attempt
+rule.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def merge(first: Observation, again: Observation, rechecked: PortSet) -> Observa
     for result in again.results:
         ports = result.ports.intersection(rechecked)
         if not ports:
+            continue
+        if result.state is PortState.ERROR:
+            # A re-check that failed for these ports proves nothing: the first pass stands.
+            kept.extend(
+                replace(r, ports=hit) for r in first.results if (hit := r.ports.intersection(ports))
+            )
             continue
         if result.state is PortState.FILTERED:
             kept.append(replace(result, ports=ports, attempts=before + result.attempts))

@@ -57,6 +57,13 @@ def test_an_answer_on_recheck_replaces_the_silence() -> None:
     assert ("rechecked", "96-100") in merged.detail
 
 
+def test_ports_the_recheck_could_not_probe_keep_the_first_pass() -> None:
+    again = Observation("s", (result("96-98", S.ERROR), result("99-100", S.CLOSED)))
+    merged = merge(SWEEP, again, PortSet.parse("96-100"))
+    states = {str(r.ports): str(r.state) for r in merged.results}
+    assert states == {"1-95": "closed", "96-98": "filtered", "99-100": "closed"}
+
+
 def test_a_failed_recheck_keeps_the_first_observation() -> None:
     assert merge(SWEEP, Observation("s", error="vantage gone"), PortSet.parse("96-100")) is SWEEP
 
