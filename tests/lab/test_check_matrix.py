@@ -1,0 +1,117 @@
+"""Proof that the checker catches what it must: `check` with the shipped policy on the lab.
+
+- clean lab: every rule PASSes, three runs give identical verdicts;
+- each perimeter mode (drop, reject, reset) passes the clean check;
+- each named fault FAILs exactly the rules the fault table says it breaks, and no other;
+- a vantage made to fail gives exit 3, never 0.
+
+The expected rule ids per fault live in one table: reachproof.lab.faults.FAULTS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from labkit import lab, services_available, skip_reason
+
+from reachproof.api import Prepared, prepare, run_check
+from reachproof.inventory.model import Transport
+from reachproof.lab.faults import FAULTS
+from reachproof.report.model import Report
+from reachproof.verdict import Verdict
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "policies" / "backend-ai.policy"
+# The default lab of `reachproof lab up`.
+AGENTS = 3
+SESSIONS = "single-node:3,multi-node:4,single-node:1"
+
+
+@pytest.fixture(autouse=True)
+def _needs_lab() -> None:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if not services_available():
+        pytest.skip("the lab's service supervisor is not installed")
+
+
+def _check(inventory: Path) -> Report:
+    return run_check(prepare(POLICY, inventory))
+
+
+def _verdicts(report: Report) -> dict[str, Verdict]:
+    return {r.rule_id: r.verdict for r in report.rules}
+
+
+def _explain(report: Report) -> str:
+    lines = []
+    for rule in report.rules:
+        if rule.verdict is Verdict.PASS:
+            continue
+        lines.append(f"{rule.rule_id} {rule.verdict}: {rule.reason}")
+        for hop in rule.hops:
+            for item in hop.evidence:
+                if item.verdict is not Verdict.PASS:
+                    lines.append(
+                        f"    {item.source} -> {item.target} {item.address} "
+                        f"{item.kind}/{item.ports[:60]} {item.state} {item.reason} {item.note}"
+                    )
+                    break
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def clean_inventory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with lab(tmp_path_factory.mktemp("matrix"), "mxc", AGENTS, SESSIONS) as handle:
+        yield handle.inventory_path
+
+
+def test_clean_lab_passes_every_rule_three_times_alike(clean_inventory: Path) -> None:
+    runs = [_check(clean_inventory) for _ in range(3)]
+    first = runs[0]
+    assert set(_verdicts(first).values()) == {Verdict.PASS}, _explain(first)
+    assert first.exit_code == 0
+    assert [_verdicts(r) for r in runs[1:]] == [_verdicts(first)] * 2
+
+
+def test_a_failed_vantage_is_inconclusive_never_pass(clean_inventory: Path) -> None:
+    prepared = prepare(POLICY, clean_inventory, rules=("R1",))
+    broken = tuple(
+        replace(v, netns="rp-no-such-namespace") if v.name == "user" else v
+        for v in prepared.inventory.vantages
+    )
+    assert any(v.transport is Transport.NETNS for v in broken)
+    inventory = replace(prepared.inventory, vantages=broken)
+    report = run_check(Prepared(prepared.policy, inventory, prepared.plan))
+    assert _verdicts(report) == {"R1": Verdict.INCONCLUSIVE}
+    assert report.exit_code == 3
+
+
+@pytest.mark.parametrize("perimeter", ["reject", "reset"])
+def test_every_perimeter_mode_passes_the_clean_check(tmp_path: Path, perimeter: str) -> None:
+    with lab(tmp_path, "mxp", AGENTS, SESSIONS, perimeter=perimeter) as handle:
+        report = _check(handle.inventory_path)
+    assert set(_verdicts(report).values()) == {Verdict.PASS}, _explain(report)
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_fault_fails_exactly_its_rules(tmp_path: Path, fault: object) -> None:
+    name, breaks = fault.name, set(fault.breaks)  # type: ignore[attr-defined]
+    with lab(tmp_path, "mxf", AGENTS, SESSIONS, faults=(name,)) as handle:
+        report = _check(handle.inventory_path)
+    verdicts = _verdicts(report)
+    failed = {rule for rule, verdict in verdicts.items() if verdict is Verdict.FAIL}
+    assert failed == breaks, _explain(report)
+    others = {rule: v for rule, v in verdicts.items() if rule not in breaks}
+    assert set(others.values()) == {Verdict.PASS}, _explain(report)
+    assert report.exit_code == 1
+    for rule in report.rules:
+        if rule.rule_id in breaks:
+            evidence = [e for h in rule.hops for e in h.evidence if e.verdict is Verdict.FAIL]
+            assert evidence, f"{rule.rule_id} failed without evidence"
