@@ -209,11 +209,23 @@ def _port_set(text: str) -> PortSet | None:
         raise InputError(f"malformed report: ports {text!r}: {exc}") from exc
 
 
+# States that mean the same to a reader: a port blocked by a drop, a reject or a missing route
+# is blocked, and which of them answered can vary run to run (ICMP errors are rate-limited).
+_SAME_MEANING = {"filtered": "blocked", "prohibited": "blocked", "unreachable": "blocked"}
+
+
+def _meaning(state: object) -> str:
+    text = str(state)
+    return _SAME_MEANING.get(text, text)
+
+
 def _spec_changes(spec: str, before: list[_Run], after: list[_Run]) -> list[StateChange]:
     out: list[StateChange] = []
     for old in before:
         for new in after:
-            if old.item["state"] == new.item["state"]:
+            if _meaning(old.item["state"]) == _meaning(new.item["state"]) and (
+                old.verdict is new.verdict
+            ):
                 continue
             if old.ports is None or new.ports is None:
                 ports = new.item["ports"] if old.ports is None and new.ports is None else ""

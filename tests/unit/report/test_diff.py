@@ -104,3 +104,36 @@ def test_load_report_rejects_what_it_cannot_compare(
 def test_load_report_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such report file"):
         load_report(tmp_path / "absent.json")
+
+
+def test_blocked_to_blocked_is_not_a_change_but_blocked_to_open_is() -> None:
+    import copy
+    import json
+    from pathlib import Path
+
+    from reachproof.report.diff import diff_reports
+
+    golden = Path(__file__).parent / "golden" / "compact-clean.json"
+    old = json.loads(golden.read_text(encoding="utf-8"))
+    blocked = [
+        e
+        for r in old["rules"]
+        for h in r["hops"]
+        for e in h["evidence"]
+        if e["state"] == "filtered"
+    ]
+    assert blocked
+    new = copy.deepcopy(old)
+    same = [
+        e
+        for r in new["rules"]
+        for h in r["hops"]
+        for e in h["evidence"]
+        if e["state"] == "filtered"
+    ]
+    same[0]["state"] = "unreachable"  # a drop that answered with ICMP this time
+    assert diff_reports(old, new).states == ()
+    same[0]["state"] = "open"
+    same[0]["verdict"] = "FAIL"
+    changes = diff_reports(old, new).states
+    assert [(c.old_state, c.new_state, c.worse) for c in changes] == [("filtered", "open", True)]
