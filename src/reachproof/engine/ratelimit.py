@@ -25,11 +25,6 @@ def vantage_budgets(global_pps: int, vantage_pps: int, packets: dict[str, int]) 
     }
 
 
-def vantage_budget(global_pps: int, vantage_pps: int, vantages: int) -> int:
-    """Packets per second one of `vantages` concurrently probing vantages may send."""
-    return max(1, min(vantage_pps, global_pps // max(1, vantages)))
-
-
 def probe_budget(budget: int, in_flight: int, requests: int) -> int:
     """Packets per second one probe request may send, when at most min(in_flight, requests)
     requests of the vantage run at once."""

@@ -9,7 +9,7 @@ from enginekit import check_spec, local_inventory, tcp_spec
 
 from reachproof.engine import OutOfScopeError
 from reachproof.engine.nmap import observation_from_nmap, parse_nmap_xml
-from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budget
+from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budgets
 from reachproof.engine.scan_view import render_json, render_table, resolve_targets, scan_ports
 from reachproof.engine.translate import observation_from_result
 from reachproof.errors import UsageError
@@ -17,16 +17,23 @@ from reachproof.observation import Observation, PortResult, PortState
 from reachproof.ports import PortSet
 
 
+def even(global_pps: int, vantage_pps: int, vantages: int) -> int:
+    """The budget of each of `vantages` vantages with the same amount of work."""
+    shares = vantage_budgets(global_pps, vantage_pps, {f"v{i}": 100 for i in range(vantages)})
+    assert len(set(shares.values())) == 1
+    return shares["v0"]
+
+
 def test_budgets_never_exceed_the_limits() -> None:
-    assert vantage_budget(150_000, 150_000, 1) == 150_000
-    assert vantage_budget(150_000, 100_000, 1) == 100_000
-    assert vantage_budget(150_000, 150_000, 3) == 50_000
-    assert vantage_budget(10, 10, 100) == 1  # never zero: every vantage makes progress
+    assert even(150_000, 150_000, 1) == 150_000
+    assert even(150_000, 100_000, 1) == 100_000
+    assert even(150_000, 150_000, 3) == 50_000
+    assert even(10, 10, 100) == 1  # never zero: every vantage makes progress
     assert probe_budget(50_000, 8, 3) == 16_666  # three requests, all in flight at once
     assert probe_budget(50_000, 8, 100) == 6_250  # at most eight in flight
     for vantages in range(1, 20):
         for requests in range(1, 20):
-            share = vantage_budget(1000, 800, vantages)
+            share = even(1000, 800, vantages)
             assert share * min(vantages, 1000) <= max(1000, vantages)
             assert probe_budget(share, 8, requests) * min(8, requests) <= max(share, 8)
 
@@ -106,8 +113,6 @@ def test_table_folds_big_runs_like_nmap() -> None:
 
 
 def test_vantage_budgets_follow_the_packets_each_vantage_sends() -> None:
-    from reachproof.engine.ratelimit import vantage_budgets
-
     budgets = vantage_budgets(150_000, 150_000, {"user": 12_000_000, "a": 400, "b": 400})
     assert budgets["user"] > 140_000  # the big sweep is not starved by idle vantages
     assert budgets["a"] == budgets["b"] == 1_000  # the floor keeps small ones moving
