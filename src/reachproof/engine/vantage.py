@@ -3,10 +3,14 @@
     local  [python, -u, -c, BOOTSTRAP]
     netns  [ip, netns, exec, NS, python, -u, -c, BOOTSTRAP]
     exec   [*command, vantage.python, -u, -c, BOOTSTRAP]
+    exec through a remote shell (ssh):  [*command, shlex.join([vantage.python, -u, -c, BOOTSTRAP])]
 
 `ip netns exec` also bind-mounts /etc/netns/NS/hosts over /etc/hosts, which is how a lab
 container resolves its peers by hostname, so netns vantages go through it rather than setns.
-Argument lists only: no value from the inventory ever reaches a shell.
+Argument lists only: no value from the inventory ever reaches a local shell. ssh is the one
+exception at the far end: it joins the remote arguments into one string for the remote user's
+shell, so there the invocation (the inventory's `python` included) is quoted exactly once, and
+the shell gives back exactly these arguments (`Vantage.through_remote_shell` decides).
 
 One `Worker` per vantage; probe requests are multiplexed over its pipe by id. Anything that
 goes wrong (cannot start, dies, garbles the protocol, misses a deadline) fails every
@@ -21,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -56,7 +61,10 @@ def worker_argv(vantage: Vantage, python: str | None = None) -> list[str]:
         return ["ip", "netns", "exec", vantage.netns, local_python, *tail]
     if not vantage.command:
         raise VantageError(vantage.name, "exec vantage without a command")
-    return [*vantage.command, vantage.python, *tail]
+    invocation = [vantage.python, *tail]
+    if vantage.through_remote_shell:
+        return [*vantage.command, shlex.join(invocation)]
+    return [*vantage.command, *invocation]
 
 
 def worker_env(vantage: Vantage) -> dict[str, str] | None:

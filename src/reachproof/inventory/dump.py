@@ -81,6 +81,8 @@ def _vantage(vantage: Vantage) -> dict[str, Any]:
         out["command"] = _Flow(vantage.command)
     if vantage.python != "python3":
         out["python"] = vantage.python
+    if vantage.remote_shell is not None:
+        out["remote_shell"] = vantage.remote_shell
     if vantage.env:
         out["env"] = dict(vantage.env)
     return out if vantage.env or vantage.command else _FlowMap(out)

@@ -49,7 +49,8 @@ _ENV_RULE = "letters, digits and '_', not starting with a digit"
 _ENV_VALUE_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:int")
 
 _TOP_KEYS = ("name", "vantages", "hosts", "sessions", "apps")
-_VANTAGE_KEYS = ("netns", "command", "python", "env")
+_VANTAGE_KEYS = ("netns", "command", "python", "remote_shell", "env")
+_BOOL_TAG = "tag:yaml.org,2002:bool"
 _HOST_KEYS = ("zone", "ipv4", "ipv6", "services", "vantage")
 _CONTAINER_REQUIRED = ("hostname", "role", "index", "agent")
 _CONTAINER_KEYS = ("ipv4", "ipv6", "cluster_ipv4", "cluster_ipv6", "services", "vantage")
@@ -250,9 +251,10 @@ class _Loader(NodeReader):
             if key not in fields and transport is needs:
                 self.error(key_node, f"{what}: transport {needs} needs key {key!r}")
                 ok = False
-        if "python" in fields and transport is not Transport.EXEC:
-            self.error(fields["python"], f"{what}: 'python' applies only to transport exec")
-            ok = False
+        for key in ("python", "remote_shell"):
+            if key in fields and transport is not Transport.EXEC:
+                self.error(fields[key], f"{what}: {key!r} applies only to transport exec")
+                ok = False
         netns = None
         if "netns" in fields:
             netns = self.name(fields["netns"], f"{what}: netns", _NAME, _NAME_RULE)
@@ -260,6 +262,10 @@ class _Loader(NodeReader):
         python = "python3"
         if "python" in fields:
             python = self.string(fields["python"], f"{what}: python") or python
+        remote_shell = None
+        if "remote_shell" in fields:
+            remote_shell = self.boolean(fields["remote_shell"], f"{what}: remote_shell")
+            ok = ok and remote_shell is not None
         env = self.environment(fields["env"], what) if "env" in fields else ()
         if not ok or (transport is Transport.NETNS and netns is None):
             return None
@@ -272,15 +278,22 @@ class _Loader(NodeReader):
             command=command,
             python=python,
             env=env,
+            remote_shell=remote_shell,
             pos=pos_of(key_node),
         )
+
+    def boolean(self, node: Node, what: str) -> bool | None:
+        if not isinstance(node, ScalarNode) or node.tag != _BOOL_TAG:
+            self.error(node, f"{what}: expected true or false, got {describe(node)}")
+            return None
+        return node.value.lower() in ("true", "yes", "on")
 
     def command(self, node: Node, what: str) -> tuple[str, ...]:
         if isinstance(node, ScalarNode) and node.tag != NULL_TAG:
             self.error(
                 node,
                 f"{what}: command must be a list of arguments, not a shell string "
-                "(write it as [ssh, -T, audit@host]; no shell ever parses it)",
+                "(write it as [ssh, -T, audit@host]; no shell on this machine parses it)",
             )
             return ()
         if not isinstance(node, SequenceNode) or not node.value:

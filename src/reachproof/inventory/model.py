@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv6Address
+from pathlib import PurePath
 
 from reachproof.errors import NOWHERE, Pos
 from reachproof.ports import Ports
@@ -36,8 +37,10 @@ class Vantage:
     """A place probes run from.
 
     `command` (exec) is an argument list, never a shell string; the engine appends the
-    interpreter invocation that reads the shipped worker from stdin. `env` is the environment
-    the worker starts with (a lab container's vantage carries the container's environment).
+    interpreter invocation that reads the shipped worker from stdin. `remote_shell` says
+    whether `command` hands that invocation to a shell at the far end as one string, as ssh
+    does; None means "when the program is ssh". `env` is the environment the worker starts
+    with (a lab container's vantage carries the container's environment).
     """
 
     name: str
@@ -46,10 +49,22 @@ class Vantage:
     command: tuple[str, ...] = ()
     python: str = "python3"
     env: tuple[tuple[str, str], ...] = ()
+    remote_shell: bool | None = None
     pos: Pos = field(default=NOWHERE, compare=False)
 
     def environment(self) -> dict[str, str]:
         return dict(self.env)
+
+    @property
+    def through_remote_shell(self) -> bool:
+        """True when the worker's invocation reaches a shell at the far end (the one place
+        that decides it): ssh joins its remote arguments with spaces and runs them with the
+        remote user's shell, `docker exec` / `kubectl exec` / `sh -c 'exec "$@"'` do not."""
+        if self.transport is not Transport.EXEC:
+            return False
+        if self.remote_shell is not None:
+            return self.remote_shell
+        return bool(self.command) and PurePath(self.command[0]).name == "ssh"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Start-up (the engine's side of the pipe):
     argv  = [*transport_prefix, python, "-u", "-c", BOOTSTRAP]
     stdin ← b"<N>\\n" + N bytes of worker source (UTF-8), then protocol lines
 The bootstrap reads the length line and the source, then runs it; the source's `main()` speaks
-the protocol below. Nothing is ever built as a shell string.
+the protocol below. Nothing is built as a local shell string; where a transport hands the
+invocation to a remote shell (ssh), it is shlex-quoted once (engine/vantage.py, worker_argv).
 
 Engine → worker (requests)
     {"op": "hello"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,13 +27,65 @@ def options(mode: str = "ok", **kw: object) -> EngineOptions:
     return EngineOptions(**opts)  # type: ignore[arg-type]
 
 
-def test_argv_per_transport_is_a_list_never_a_shell_string() -> None:
+def test_argv_per_transport_is_a_list_never_a_local_shell_string() -> None:
     local = worker_argv(Vantage("a", Transport.LOCAL))
     assert local == [sys.executable, "-u", "-c", BOOTSTRAP]
     netns = worker_argv(Vantage("b", Transport.NETNS, netns="rp-user"))
     assert netns[:4] == ["ip", "netns", "exec", "rp-user"] and netns[-1] == BOOTSTRAP
-    ssh = worker_argv(Vantage("c", Transport.EXEC, command=("ssh", "a b; rm"), python="py3"))
-    assert ssh == ["ssh", "a b; rm", "py3", "-u", "-c", BOOTSTRAP]
+    pipe = ("docker", "exec", "-i", "a b; rm")
+    docker = worker_argv(Vantage("c", Transport.EXEC, command=pipe, python="py3"))
+    assert docker == [*pipe, "py3", "-u", "-c", BOOTSTRAP]
+
+
+@pytest.mark.parametrize("python", ["python3", "/opt/my python/bin/python3; rm -rf ~ $(id)"])
+@pytest.mark.parametrize("program", ["ssh", "/usr/bin/ssh"])
+def test_ssh_gets_the_remote_part_quoted_exactly_once(program: str, python: str) -> None:
+    command = (program, "-T", "-o", "BatchMode=yes", "audit@host")
+    argv = worker_argv(Vantage("s", Transport.EXEC, command=command, python=python))
+    assert argv[: len(command)] == list(command)
+    (remote,) = argv[len(command) :]
+    # What the remote shell makes of the one string ssh sends: exactly the invocation.
+    assert shlex.split(remote) == [python, "-u", "-c", BOOTSTRAP]
+
+
+def test_remote_shell_is_decided_by_the_inventory_over_the_program_name() -> None:
+    ssh = ("ssh", "audit@host")
+    plain = worker_argv(Vantage("s", Transport.EXEC, command=ssh, remote_shell=False))
+    assert plain == [*ssh, "python3", "-u", "-c", BOOTSTRAP]
+    wrapped = ("ssh-wrapper", "host")
+    quoted = worker_argv(Vantage("w", Transport.EXEC, command=wrapped, remote_shell=True))
+    assert quoted[:2] == list(wrapped) and shlex.split(quoted[2])[-1] == BOOTSTRAP
+    assert not Vantage("n", Transport.NETNS, netns="x", remote_shell=True).through_remote_shell
+
+
+def _fake_ssh(directory: Path) -> Path:
+    """An `ssh` that does to its arguments what OpenSSH does: the first is the destination,
+    the rest are joined with spaces and run by a POSIX shell at the "far end"."""
+    ssh = directory / "ssh"
+    ssh.write_text('#!/bin/sh\nshift\nexec sh -c "$*"\n')
+    ssh.chmod(0o755)
+    return ssh
+
+
+def test_the_worker_starts_through_a_shell_that_re_splits_its_command(tmp_path: Path) -> None:
+    # A python path that a shell would split and expand if it were not quoted.
+    odd = tmp_path / "my python (3)"
+    odd.mkdir()
+    (odd / "py;thon").symlink_to(sys.executable)
+    ssh = _fake_ssh(tmp_path)
+    vantage = Vantage(
+        "far", Transport.EXEC, command=(str(ssh), "audit@far"), python=str(odd / "py;thon")
+    )
+    (obs,) = run_specs([tcp_spec("80", "far")], local_inventory(vantage), options())
+    assert obs.error is None and obs.results[0].state is PortState.OPEN
+
+
+def test_sh_c_pipes_keep_their_arguments(tmp_path: Path) -> None:
+    vantage = Vantage(
+        "sh", Transport.EXEC, command=("sh", "-c", 'exec "$@"', "sh"), python=sys.executable
+    )
+    (obs,) = run_specs([tcp_spec("80", "sh")], local_inventory(vantage), options())
+    assert obs.error is None and obs.results[0].state is PortState.OPEN
 
 
 def test_environment_is_exactly_the_vantages_plus_path_and_lang() -> None:

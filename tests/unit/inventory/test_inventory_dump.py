@@ -134,6 +134,9 @@ def _vantage(draw: st.DrawFn, name: str) -> Vantage:
         else (),
         python=draw(_text.filter(bool)) if transport is Transport.EXEC else "python3",
         env=tuple(env.items()),
+        remote_shell=draw(st.sampled_from([None, True, False]))
+        if transport is Transport.EXEC
+        else None,
     )
 
 

@@ -130,7 +130,7 @@ CASES = [
         "command-as-shell-string",
         edit("command: [ssh, -T, audit@h]", "command: ssh -T audit@h"),
         "inv.yaml:5:35: vantage 'ssh': command must be a list of arguments, not a shell "
-        "string (write it as [ssh, -T, audit@host]; no shell ever parses it)",
+        "string (write it as [ssh, -T, audit@host]; no shell on this machine parses it)",
     ),
     (
         "empty-command",
@@ -141,6 +141,16 @@ CASES = [
         "python-on-netns",
         edit("netns: rp-v1}", "netns: rp-v1, python: python3}"),
         "inv.yaml:4:48: vantage 'v1': 'python' applies only to transport exec",
+    ),
+    (
+        "remote-shell-on-netns",
+        edit("netns: rp-v1}", "netns: rp-v1, remote_shell: true}"),
+        "inv.yaml:4:54: vantage 'v1': 'remote_shell' applies only to transport exec",
+    ),
+    (
+        "remote-shell-not-a-boolean",
+        edit("audit@h]}", "audit@h], remote_shell: sometimes}"),
+        "inv.yaml:5:69: vantage 'ssh': remote_shell: expected true or false, got 'sometimes'",
     ),
     (
         "env-list-value",
