@@ -146,7 +146,14 @@ def test_http_and_websocket_through_the_appproxy(reset_lab: LabHandle) -> None:
 def test_resolving_a_peer_by_name(reset_lab: LabHandle) -> None:
     main1, sub1 = reset_lab.topology.sessions[0].containers[:2]
     with worker_in(main1.netns) as worker:
-        result = worker.probe("tcp-syn", None, [(2200, 2200)], resolve=sub1.hostname, family=4)
+        result = worker.probe(
+            "tcp-syn",
+            None,
+            [(2200, 2200)],
+            resolve=sub1.hostname,
+            family=4,
+            scope=[str(sub1.cluster.v4.ip)],
+        )
     assert port_states(result) == {2200: ("open", "syn-ack")}
     assert detail(result, "resolved") == [str(sub1.cluster.v4.ip)]
 

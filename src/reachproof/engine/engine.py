@@ -18,11 +18,11 @@ from reachproof.engine.options import EngineOptions, TcpEngine
 from reachproof.engine.progress import ProbeProgress, ProgressSink
 from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budgets
 from reachproof.engine.recheck import recheck_silent
-from reachproof.engine.scope import check_scope
+from reachproof.engine.scope import check_scope, probe_scope
 from reachproof.engine.translate import observation_from_result, probe_request, worker_kind
 from reachproof.engine.vantage import Worker
 from reachproof.errors import VantageError
-from reachproof.inventory.model import Inventory, IPAddress, Vantage
+from reachproof.inventory.model import Inventory, Vantage
 from reachproof.observation import Observation
 from reachproof.plan import Plan, ProbeKind, ProbeSpec
 
@@ -78,10 +78,9 @@ async def observe(
         options.vantage_pps,
         {name: _packets(group, options.attempts) for name, group in groups.items()},
     )
-    declared = inventory.declared_addresses()
     runs = [
         _run_vantage(
-            name, inventory.vantage(name), group, options, budgets[name], progress, declared
+            name, inventory.vantage(name), group, options, budgets[name], progress, inventory
         )
         for name, group in groups.items()
     ]
@@ -99,7 +98,7 @@ async def _run_vantage(
     options: EngineOptions,
     budget: int,
     progress: ProgressSink | None,
-    declared: frozenset[IPAddress],
+    inventory: Inventory,
 ) -> list[Observation]:
     if vantage is None:
         return _errors(specs, f"vantage {name!r} is not in the inventory")
@@ -113,7 +112,7 @@ async def _run_vantage(
 
         jobs.append(run_nmap(vantage, nmap_specs, options, budget, progress))
     if specs:
-        jobs.append(_run_worker(vantage, specs, options, budget, progress, declared))
+        jobs.append(_run_worker(vantage, specs, options, budget, progress, inventory))
     out: list[Observation] = []
     for batch in await asyncio.gather(*jobs):
         out.extend(batch)
@@ -126,7 +125,7 @@ async def _run_worker(
     options: EngineOptions,
     budget: int,
     progress: ProgressSink | None,
-    declared: frozenset[IPAddress],
+    inventory: Inventory,
 ) -> list[Observation]:
     try:
         worker = await Worker.start(vantage, _source(options), options.start_timeout)
@@ -149,7 +148,10 @@ async def _run_worker(
                 return await _probe(worker, spec, worker_kind(spec.kind, raw, syn))
 
         async def _probe(worker: Worker, spec: ProbeSpec, kind: str) -> Observation:
-            request = probe_request(spec, kind, options.timeout, options.attempts, budget, spec.id)
+            scope = probe_scope(spec, inventory)
+            request = probe_request(
+                spec, kind, options.timeout, options.attempts, budget, spec.id, scope
+            )
             total = max(1, len(spec.ports))
             deadline = options.grace + expected_seconds(
                 total, options.attempts, options.timeout, slowest
@@ -167,7 +169,7 @@ async def _run_worker(
             finally:
                 moved(total, total)
             note = degraded if spec.kind is ProbeKind.TCP else None
-            return observation_from_result(spec, message, note, declared)
+            return observation_from_result(spec, message, note, scope)
 
         return list(await asyncio.gather(*(one(s) for s in specs)))
     finally:

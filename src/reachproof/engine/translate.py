@@ -41,8 +41,15 @@ def worker_kind(kind: ProbeKind, raw: bool, syn: bool) -> str:
 
 
 def probe_request(
-    spec: ProbeSpec, kind: str, timeout: float, attempts: int, pps: int, probe_id: str
+    spec: ProbeSpec,
+    kind: str,
+    timeout: float,
+    attempts: int,
+    pps: int,
+    probe_id: str,
+    scope: Collection[IPAddress],
 ) -> JSON:
+    """The request for `spec`; `scope` (engine/scope.py probe_scope) is all it may touch."""
     if spec.kind is ProbeKind.ICMP:
         ports: list[list[int]] = NO_PORT
     else:
@@ -58,6 +65,7 @@ def probe_request(
         "attempts": attempts,
         "pps": pps,
         "params": dict(spec.params),
+        "scope": sorted(str(a) for a in scope),
     }
 
 
@@ -65,33 +73,33 @@ def observation_from_result(
     spec: ProbeSpec,
     message: JSON,
     degraded: str | None = None,
-    declared: Collection[IPAddress] | None = None,
+    scope: Collection[IPAddress] | None = None,
 ) -> Observation:
     """The Observation of one `result` message; a malformed one becomes an error observation.
 
-    A spec probed by hostname is resolved at the vantage, after the scope guard has seen only
-    the address the plan expected; if the vantage resolved it to an address the inventory does
-    not declare (`declared`), the observation is an error: nothing it saw is evidence.
+    A spec probed by hostname is resolved at the vantage. The worker refuses a resolution
+    outside the request's `scope`; should a result still name one (a worker that did not),
+    the observation is an error: nothing it saw is evidence.
     """
     try:
         observation = _observation(spec, message, degraded)
     except ResultError as exc:
         return Observation(spec.id, error=f"worker result rejected: {exc}", degraded=degraded)
-    if declared is not None and spec.resolve is not None and spec.kind is not ProbeKind.CHECK:
+    if scope is not None and spec.resolve is not None and spec.kind is not ProbeKind.CHECK:
         for resolved in observation.details("resolved"):
-            if not _declared(resolved, declared):
+            if not _in_scope(resolved, scope):
                 return Observation(
                     spec.id,
                     error=f"{spec.resolve} resolved to {resolved} at the "
-                    "vantage, an address the inventory does not declare",
+                    "vantage, outside the probe's scope",
                     degraded=degraded,
                 )
     return observation
 
 
-def _declared(text: str, declared: Collection[IPAddress]) -> bool:
+def _in_scope(text: str, scope: Collection[IPAddress]) -> bool:
     try:
-        return ip_address(text) in declared
+        return ip_address(text) in scope
     except ValueError:
         return False
 

@@ -24,7 +24,7 @@ from reachproof.worker.http import run_http, run_websocket
 from reachproof.worker.icmp import run_icmp
 from reachproof.worker.sensor import run_sense, stop_sensor
 from reachproof.worker.syn import run_syn
-from reachproof.worker.target import NoSuchHost, Target, resolve_target
+from reachproof.worker.target import NoSuchHost, OutOfScope, Target, resolve_target
 from reachproof.worker.udp import run_udp
 from reachproof.worker.wire import (
     BadRequest,
@@ -84,6 +84,9 @@ def _run_network(request: Request, report: ProbeReport, progress: Progress) -> N
         report.add_detail("resolve-error", str(exc))
         for port in request.ports:
             report.outcomes[port] = Outcome("unreachable", "no-such-host", 0)
+        return
+    except OutOfScope as exc:
+        report.error = str(exc)
         return
     if target.resolved_from is not None:
         report.add_detail("resolved", target.address)

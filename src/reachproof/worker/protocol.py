@@ -15,12 +15,13 @@ Engine → worker (requests)
      "timeout": float,                 # seconds to wait for an answer to one attempt
      "attempts": int,                  # at most this many attempts for a silent port (≥ 2)
      "pps": int,                       # packets per second this probe may send (0: no limit)
-     "params": {str: str}}             # http: path, host; check: check, expect.*
+     "params": {str: str},             # http: path, host; check: check, expect.*
+     "scope": [str, ...]}              # the only addresses this probe may send to (v2)
     {"op": "sense-stop", "id": str}    # ends a running udp-sense probe (it then sends its result)
     {"op": "bye"}
 
 Worker → engine (replies; `id` echoes the probe)
-    {"op": "hello", "version": 1, "pid": int, "uid": int, "python": str,
+    {"op": "hello", "version": 2, "pid": int, "uid": int, "python": str,
      "raw": bool,                      # raw sockets permitted (SYN, ICMP)
      "hostname": str}
     {"op": "progress", "id": str, "done": int, "total": int}     # ports done so far
@@ -35,6 +36,12 @@ Worker → engine (replies; `id` echoes the probe)
 
 Results group consecutive ports that ended alike; every requested port appears exactly once.
 
+Scope: the worker sends nothing to an address outside the request's `scope`, whether the
+request named it or the vantage's resolver returned it for `resolve`; such a probe's result
+has `error` set and no packet left. A missing `scope` allows nothing, so only checks and
+udp-sense (which send no probe packets) may omit it. Version 2 added the field; engine and
+worker insist on the same version, so an older worker is refused at hello, never trusted.
+
 More detail keys: `resolved` (the address a `resolve` name gave) or `resolve-error` (then
 every port is `unreachable` / `no-such-host`); tcp-syn: `sent` (packets, seconds and rate of
 the send loops), `hop-attribution` (how resets were attributed); udp: `payload` (the unique
@@ -43,7 +50,7 @@ payload, for a sensor at the target); http: `location`, `redirect`, `http-error`
 
 from __future__ import annotations
 
-VERSION = 1
+VERSION = 2
 
 # Probe kinds a worker understands.
 KIND_TCP_SYN = "tcp-syn"  # raw SYN, hop attribution by TTL; needs raw sockets

@@ -1,8 +1,13 @@
-"""Which address a probe goes to: the given one, or a hostname resolved at the vantage."""
+"""Which address a probe goes to: the given one, or a hostname resolved at the vantage.
+
+Either way the address must be in the request's scope before a single packet leaves: the
+engine vouched for the scope, not for what the vantage's resolver returns.
+"""
 
 from __future__ import annotations
 
 import socket
+from ipaddress import ip_address
 from typing import NamedTuple
 
 from reachproof.worker.wire import Request
@@ -10,6 +15,10 @@ from reachproof.worker.wire import Request
 
 class NoSuchHost(Exception):
     """The vantage could not resolve the probe's hostname (a real finding, not a bug)."""
+
+
+class OutOfScope(Exception):
+    """The probe's address (given or resolved) is not one the request allows."""
 
 
 class Target(NamedTuple):
@@ -23,6 +32,18 @@ def family_of(address: str) -> int:
 
 
 def resolve_target(request: Request) -> Target:
+    """The probe's target, checked against `request.scope` (OutOfScope when outside it)."""
+    target = _target(request)
+    if str(ip_address(target.address.split("%")[0])) not in request.scope:
+        allowed = ", ".join(sorted(request.scope)) or "nothing"
+        named = f"{request.resolve} resolved at the vantage to " if target.resolved_from else ""
+        raise OutOfScope(
+            f"{named}{target.address}, outside the probe's scope ({allowed}): nothing sent"
+        )
+    return target
+
+
+def _target(request: Request) -> Target:
     if request.resolve:
         wanted = {4: socket.AF_INET, 6: socket.AF_INET6}.get(request.family or 0, 0)
         try:

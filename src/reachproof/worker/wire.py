@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from ipaddress import ip_address
 from typing import Any, NamedTuple
 
 from reachproof.worker.protocol import STATES
@@ -31,6 +32,7 @@ class Request(NamedTuple):
     attempts: int
     pps: int
     params: dict[str, str]
+    scope: frozenset[str]  # the only addresses this probe may send to (normalised text)
 
 
 class Outcome(NamedTuple):
@@ -71,6 +73,19 @@ def _opt_str(raw: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def parse_scope(value: object) -> frozenset[str]:
+    """The request's `scope`: a list of IP addresses, each normalised so that spellings of
+    one address compare equal. A request without one may touch nothing."""
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise BadRequest("scope must be a list of IP address strings")
+    try:
+        return frozenset(str(ip_address(a)) for a in value)
+    except ValueError as exc:
+        raise BadRequest(f"scope: {exc}") from exc
+
+
 def parse_probe(raw: dict[str, Any]) -> Request:
     probe_id = raw.get("id")
     kind = raw.get("kind")
@@ -103,6 +118,7 @@ def parse_probe(raw: dict[str, Any]) -> Request:
         attempts=attempts,
         pps=pps,
         params=dict(params),
+        scope=parse_scope(raw.get("scope")),
     )
 
 

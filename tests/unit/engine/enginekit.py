@@ -9,6 +9,7 @@ from reachproof.inventory.model import Host, Inventory, Transport, Vantage
 from reachproof.plan import Expectation, ProbeKind, ProbeSpec
 from reachproof.policy.ast import Action
 from reachproof.ports import PortSet
+from reachproof.worker.protocol import VERSION
 
 # A stdlib-only worker that speaks the wire protocol. MODE picks the misbehaviour:
 #   ok       answers every probe: OPEN ports open, the rest closed, grouped in runs
@@ -51,7 +52,7 @@ def main():
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "hello":
-            send({{"op": "hello", "version": 1, "pid": os.getpid(), "uid": os.getuid(),
+            send({{"op": "hello", "version": {version}, "pid": os.getpid(), "uid": os.getuid(),
                   "python": sys.version, "raw": RAW, "hostname": "fake"}})
         elif request["op"] == "bye":
             send({{"op": "bye"}})
@@ -98,7 +99,7 @@ def main():
 
 
 def fake_worker(mode: str = "ok", open_ports: tuple[int, ...] = (), raw: bool = False) -> str:
-    return FAKE_WORKER.format(mode=mode, open_ports=list(open_ports), raw=raw)
+    return FAKE_WORKER.format(mode=mode, open_ports=list(open_ports), raw=raw, version=VERSION)
 
 
 LOOPBACK = IPv4Address("127.0.0.1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 from enginekit import check_spec, local_inventory, tcp_spec
@@ -11,8 +12,10 @@ from reachproof.engine import OutOfScopeError
 from reachproof.engine.nmap import observation_from_nmap, parse_nmap_xml
 from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budgets
 from reachproof.engine.scan_view import render_json, render_table, resolve_targets, scan_ports
-from reachproof.engine.translate import observation_from_result
+from reachproof.engine.scope import probe_scope
+from reachproof.engine.translate import observation_from_result, probe_request
 from reachproof.errors import UsageError
+from reachproof.inventory.model import Host
 from reachproof.observation import Observation, PortResult, PortState
 from reachproof.ports import PortSet
 
@@ -122,19 +125,32 @@ def test_vantage_budgets_follow_the_packets_each_vantage_sends() -> None:
     assert sum(even.values()) <= 90_000
 
 
-def test_a_name_resolved_to_an_undeclared_address_is_not_evidence() -> None:
+def test_a_name_resolved_outside_the_probe_scope_is_not_evidence() -> None:
     spec = replace(tcp_spec("22"), resolve="peer")
     answer = {
         "results": [{"ports": [[22, 22]], "state": "open", "reason": "syn-ack", "attempts": 1}],
         "detail": [["resolved", "10.9.9.9"]],
     }
-    declared = local_inventory().declared_addresses()
-    obs = observation_from_result(spec, answer, None, declared)
-    assert obs.error == (
-        "peer resolved to 10.9.9.9 at the vantage, an address the inventory does not declare"
-    )
+    scope = probe_scope(spec, local_inventory())
+    obs = observation_from_result(spec, answer, None, scope)
+    assert obs.error == "peer resolved to 10.9.9.9 at the vantage, outside the probe's scope"
     answer["detail"] = [["resolved", "127.0.0.1"]]
-    assert observation_from_result(spec, answer, None, declared).error is None
+    assert observation_from_result(spec, answer, None, scope).error is None
     # The hostnames check reports what it resolved in its own words; that is not a target.
     check = {"detail": [["ran", "hostnames"], ["resolved", "main1=10.200.1.2"]]}
-    assert observation_from_result(check_spec(), check, None, declared).error is None
+    assert observation_from_result(check_spec(), check, None, scope).error is None
+
+
+def test_the_request_carries_the_addresses_its_probe_may_touch() -> None:
+    peer = Host(
+        "peer", "container", ipv4=(IPv4Address("10.0.0.5"),), ipv6=(IPv6Address("fd00::5"),)
+    )
+    inventory = replace(local_inventory(), hosts=(*local_inventory().hosts, peer))
+    by_address = replace(tcp_spec("22", address="10.0.0.5"), target="peer")
+    by_name = replace(by_address, resolve="peer")
+    assert probe_request(
+        by_address, "tcp-connect", 1, 2, 0, "x", probe_scope(by_address, inventory)
+    )["scope"] == ["10.0.0.5"]
+    # A name may resolve to any address of its host, in either family, and to nothing else.
+    assert probe_scope(by_name, inventory) == {IPv4Address("10.0.0.5"), IPv6Address("fd00::5")}
+    assert probe_scope(check_spec(), inventory) == frozenset()

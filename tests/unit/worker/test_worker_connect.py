@@ -75,7 +75,9 @@ def test_resolve_localhost_and_report_the_address(worker: Worker) -> None:
     socks = listening("127.0.0.1", 1)
     port = socks[0].getsockname()[1]
     try:
-        result = worker.probe("tcp-connect", None, [(port, port)], resolve="localhost", family=4)
+        result = worker.probe(
+            "tcp-connect", None, [(port, port)], resolve="localhost", family=4, scope=["127.0.0.1"]
+        )
     finally:
         socks[0].close()
     assert port_states(result) == {port: ("open", "syn-ack")}

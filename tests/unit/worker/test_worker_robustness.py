@@ -32,7 +32,7 @@ def test_a_bad_probe_request_gets_an_error_result() -> None:
 
 def test_a_probe_that_fails_reports_error_for_every_port() -> None:
     with Worker() as worker:
-        result = worker.probe("tcp-connect", "not-an-address", [(1, 3)])
+        result = worker.probe("tcp-connect", "not-an-address", [(1, 3)], scope=[])
         assert result["error"] and "not an IP address" in result["error"]
         assert set(port_states(result).values()) == {("error", "probe-failed")}
         unknown = worker.probe("teleport", "127.0.0.1", [(1, 1)])

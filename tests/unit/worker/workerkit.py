@@ -98,7 +98,9 @@ class Worker:
         params: Mapping[str, str] | None = None,
         family: int | None = None,
         resolve: str | None = None,
+        scope: Sequence[str] | None = None,
     ) -> str:
+        """Send a probe; `scope` defaults to the address itself, as the engine sends it."""
         self._counter += 1
         probe_id = f"p{self._counter}"
         self.send(
@@ -114,6 +116,7 @@ class Worker:
                 "attempts": attempts,
                 "pps": pps,
                 "params": dict(params or {}),
+                "scope": list(scope if scope is not None else [address] if address else []),
             }
         )
         return probe_id
