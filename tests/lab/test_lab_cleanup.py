@@ -127,6 +127,20 @@ def test_a_failed_build_removes_what_it_made(tmp_path: Path) -> None:
     assert not (tmp_path / "inv.yaml").exists()
 
 
+def test_down_keeps_an_inventory_file_the_lab_did_not_create(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs.yaml"
+    theirs.write_text("a file that was here before `lab up`\n")
+    prefix = unique_prefix("own")
+    options = LabOptions.create(1, "single-node:1", prefix=prefix)
+    try:
+        handle = build_lab(options, theirs, supervisor=None)
+        assert handle.inventory_path == theirs and "vantages:" in theirs.read_text()
+    finally:
+        teardown(prefix)
+    assert theirs.exists()  # overwritten by `up` as asked, but never deleted by `down`
+    assert list_netns(prefix) == () and not state_dir(prefix).exists()
+
+
 def test_interrupted_up_removes_what_it_made() -> None:
     prefix = unique_prefix("int")
     sessions = ",".join(["multi-node:4"] * 16)

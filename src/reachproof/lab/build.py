@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -54,6 +54,7 @@ from reachproof.lab.state import (
     READY_FILE,
     SUPERVISOR_MODULE,
     LabState,
+    digest,
     state_dir,
     supervisor_pid,
     teardown,
@@ -176,11 +177,16 @@ def build_lab(
         say("loading firewalls")
         _firewalls(topo, targets)
         _hosts_files(topo)
+        text = dump_inventory(lab_inventory(topo, targets, str(inventory))).encode("utf-8")
+        if not inventory.exists():  # a file that was there before is never the lab's to delete
+            # Recorded before the file exists, so a crash in between still finds it ours.
+            state = replace(state, inventory_sha256=digest(text))
+            state.write()
         inventory.parent.mkdir(parents=True, exist_ok=True)
-        inventory.write_text(dump_inventory(lab_inventory(topo, targets, str(inventory))), "utf-8")
+        inventory.write_bytes(text)
         plan = service_plan(topo, targets)
         (directory / PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")
-        LabState(**{**state.__dict__, "services": len(plan.listeners)}).write()
+        replace(state, services=len(plan.listeners)).write()
         pid = None
         if supervisor is not None:
             say(f"starting {len(plan.listeners)} services")

@@ -11,11 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reachproof.errors import ReachproofError
+from reachproof.errors import ReachproofError, UsageError
 from reachproof.lab.faults import FAULTS
 from reachproof.lab.netns import list_netns
 from reachproof.lab.state import LabState, state_dir, supervisor_pid, teardown
-from reachproof.lab.topology import DEFAULT_AGENTS, DEFAULT_PREFIX, DEFAULT_SESSIONS, LabOptions
+from reachproof.lab.topology import (
+    DEFAULT_AGENTS,
+    DEFAULT_PREFIX,
+    DEFAULT_SESSIONS,
+    LabOptions,
+    check_prefix,
+)
 
 app = typer.Typer(
     help="The reference Backend.AI lab: network namespaces, bridges, VXLAN, nftables, services.",
@@ -26,10 +32,23 @@ app = typer.Typer(
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
+
+def _valid_prefix(value: str) -> str:
+    """Every command's --prefix passes here before the command runs (exit 2 otherwise)."""
+    try:
+        check_prefix(value)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
 PrefixOpt = Annotated[
     str,
     typer.Option(
-        "--prefix", help="Name prefix of every lab object (labs of different prefixes coexist)."
+        "--prefix",
+        help="Name prefix of every lab object (labs of different prefixes coexist): "
+        "1-8 lowercase letters and digits.",
+        callback=_valid_prefix,
     ),
 ]
 

@@ -6,14 +6,20 @@ after a crash, a SIGKILL of the supervisor, or a half-finished `lab up`:
     /run/netns/P-*            the namespaces (their links, bridges and nft tables die with them)
     /etc/netns/P-*/           per-namespace hosts files
     /run/reachproof/lab/P/    state: lab.json, services.json, supervisor.pid, ready|failed, log
-    the inventory file        recorded in lab.json
+    the inventory file        recorded in lab.json, with its digest if the lab created it
 
 /run is a tmpfs like /run/netns itself: state and namespaces vanish together on reboot.
+
+Teardown runs as root and removes what a prefix names, so the prefix is checked
+(topology.check_prefix) wherever a path is built from it, every directory it removes is
+checked to lie inside the lab's own roots (`inside`), and the inventory file, which may be
+anywhere, is removed only when the lab created it and nobody changed it since.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +30,7 @@ from pathlib import Path
 
 from reachproof.errors import LabError
 from reachproof.lab.netns import ETC_NETNS_DIR, list_netns, remove_netns
+from reachproof.lab.topology import check_prefix
 
 STATE_ROOT = Path("/run/reachproof/lab")
 LAB_FILE = "lab.json"
@@ -35,7 +42,22 @@ SUPERVISOR_MODULE = "reachproof.lab.services"
 
 
 def state_dir(prefix: str) -> Path:
+    check_prefix(prefix)
     return STATE_ROOT / prefix
+
+
+def inside(path: Path, root: Path) -> Path:
+    """`path`, once shown to lie strictly inside `root` with symlinks resolved (LabError
+    otherwise): whatever a prefix or a state file says, a removal stays in the lab's roots."""
+    real_root = root.resolve()
+    real = path.resolve()
+    if real == real_root or not real.is_relative_to(real_root):
+        raise LabError(f"refusing to remove {path}: it is not inside {root}")
+    return path
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,8 @@ class LabState:
     inventory: str
     namespaces: int
     services: int = 0
+    # sha256 of the inventory the lab wrote; "" when the file was there before (not ours)
+    inventory_sha256: str = ""
     created: float = field(default_factory=time.time)
 
     def write(self) -> None:
@@ -155,19 +179,29 @@ def teardown(prefix: str) -> list[str]:
         removed.append(f"netns {name}")
     if ETC_NETNS_DIR.is_dir():
         for path in ETC_NETNS_DIR.glob(f"{prefix}-*"):
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(inside(path, ETC_NETNS_DIR), ignore_errors=True)
             removed.append(str(path))
-    if state is not None and state.inventory:
+    if state is not None and state.inventory and _ours(state):
         inventory = Path(state.inventory)
-        if inventory.is_file():
-            inventory.unlink()
-            removed.append(str(inventory))
+        inventory.unlink()
+        removed.append(str(inventory))
         # .reachproof/lab/<prefix>/ was made for this lab alone; leave it if anything else is there.
         if inventory.parent.name == prefix:
             with contextlib.suppress(OSError):
                 inventory.parent.rmdir()
     directory = state_dir(prefix)
     if directory.exists():
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(inside(directory, STATE_ROOT), ignore_errors=True)
         removed.append(str(directory))
     return removed
+
+
+def _ours(state: LabState) -> bool:
+    """The recorded inventory is a file this lab created, unchanged since."""
+    if not state.inventory_sha256:
+        return False
+    path = Path(state.inventory)
+    try:
+        return path.is_file() and digest(path.read_bytes()) == state.inventory_sha256
+    except OSError:
+        return False

@@ -117,10 +117,15 @@ class LabOptions:
 
 
 def check_prefix(prefix: str) -> None:
-    # No '-' in a prefix: `rp-user` must never be mistaken for a namespace of prefix `rp-x`.
+    """The one check of a lab prefix (every `lab` command and every path built from it).
+
+    The prefix names paths the lab removes as root (/run/netns/P-*, /etc/netns/P-*,
+    /run/reachproof/lab/P), so nothing but letters and digits: no '/', '..' or glob character,
+    and no '-', so that `rp-user` is never mistaken for a namespace of prefix `rp-x`.
+    """
     if not _PREFIX_RE.match(prefix):
         raise UsageError(
-            f"--prefix {prefix!r}: use 1-8 lowercase letters and digits, starting with a letter"
+            f"lab prefix {prefix!r}: use 1-8 lowercase letters and digits, starting with a letter"
         )
 
 
