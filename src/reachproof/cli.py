@@ -1,13 +1,15 @@
 """The `reachproof` command: parse arguments, call the core, render, exit.
 
-Exit codes (one meaning everywhere): 0 every rule holds, 1 a rule FAILED, 2 invalid input
-(command line, policy, inventory) or a missing prerequisite, 3 no FAIL but something
-INCONCLUSIVE. A user mistake never shows a traceback; an internal bug always does.
+Exit codes (one meaning everywhere, see errors.py): 0 every rule holds, 1 a rule FAILED,
+2 invalid input (command line, policy, inventory) or a missing prerequisite, 3 no FAIL but
+something INCONCLUSIVE, 4 internal error, 130 interrupted. A user mistake never shows a
+traceback; an internal bug always does, with a line asking to report it.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -18,7 +20,14 @@ import typer
 from rich.console import Console
 
 from reachproof import __version__
-from reachproof.errors import InventoryError, PolicyError, ReachproofError, UsageError
+from reachproof.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    InventoryError,
+    PolicyError,
+    ReachproofError,
+    UsageError,
+)
 from reachproof.scan import scan_command
 
 if TYPE_CHECKING:
@@ -37,7 +46,8 @@ app = typer.Typer(
         "the vantage points that matter, judge every documented rule PASS / FAIL / "
         "INCONCLUSIVE with evidence.\n\n"
         "Exit codes: 0 every rule holds; 1 a rule failed; 2 invalid input; "
-        "3 nothing failed but something could not be decided."
+        "3 nothing failed but something could not be decided; 4 internal error (a bug: "
+        "please report it); 130 interrupted."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -172,7 +182,7 @@ def check_command(
 ) -> None:
     """Probe every documented rule from its vantage points and report PASS / FAIL / INCONCLUSIVE.
 
-    Exit 0 every rule holds, 1 a rule FAILED, 2 invalid input, 3 nothing failed but something could not be decided.
+    Exit 0 every rule holds, 1 a rule FAILED, 2 invalid input, 3 nothing failed but something could not be decided, 4 internal error, 130 interrupted (no partial report is left).
     """  # noqa: E501
     from dataclasses import replace
     from datetime import UTC, datetime
@@ -300,7 +310,29 @@ _mount_lab()
 app.command("scan")(scan_command)
 
 
+REPORT_BUG = (
+    "reachproof: internal error (a bug in reachproof, not a finding about the network); "
+    "please report it with the traceback above and the command you ran.\n"
+)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the exit codes of errors.py, whatever escapes a command.
+
+    A command turns its own ReachproofErrors into messages; what is left is an interrupt
+    (typer already maps one raised inside a command to 130) or a bug, which must never
+    look like exit 1, "a rule failed".
+    """
     command: Callable[..., object] = typer.main.get_command(app)
-    command(args=argv, prog_name="reachproof")
+    try:
+        command(args=argv, prog_name="reachproof")
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except ReachproofError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.write(REPORT_BUG)
+        sys.exit(EXIT_INTERNAL)

@@ -12,6 +12,11 @@
 Every boundary that does I/O translates low-level errors (OSError, timeouts, subprocess
 failures) into one of these with `raise … from exc`, so the CLI never shows a traceback for
 a user mistake and never exits 0 after an internal failure.
+
+Exit codes, one meaning everywhere (a CI job reads 1 as "a rule failed", so nothing else
+may use it): 0 every rule holds, 1 a rule FAILED, 2 invalid input or a missing prerequisite,
+3 nothing failed but something is INCONCLUSIVE, 4 an internal error (any exception that is
+not a ReachproofError: a bug, shown with its traceback), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_INVALID = 2
 EXIT_INCONCLUSIVE = 3
+EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ interface there and nothing else), read by one thread per vantage while the prob
 written with scapy's RawPcapWriter. Captures are bounded: packets are cut to SNAPLEN bytes
 (headers are the evidence; payloads are not needed) and each file stops at MAX_PACKETS, which
 the report says. `exec` vantages are remote: nothing is captured there, and the report says so.
+Pcaps are private and atomic (files.py); an interrupted run writes none and takes back the
+directories it made.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from reachproof.errors import InputError, ReachproofError
+from reachproof.files import private_dirs, private_file, remove_created
 from reachproof.inventory.model import Inventory, Transport, Vantage
 
 ETH_P_ALL = 0x0003
@@ -82,10 +85,11 @@ class EvidenceRecorder:
         self.vantages = [v for name in sorted(set(vantages)) if (v := inventory.vantage(name))]
         self.readers: list[_Reader] = []
         self.captures: list[Capture] = []
+        self.created: list[Path] = []
 
     def __enter__(self) -> EvidenceRecorder:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.created = private_dirs(self.directory)
         except OSError as exc:
             raise InputError(f"{self.directory}: cannot create: {exc.strerror}") from exc
         for vantage in self.vantages:
@@ -116,6 +120,10 @@ class EvidenceRecorder:
         for reader in self.readers:
             reader.thread.join(POLL_SECONDS * 10)
             reader.sock.close()
+        if kind is not None:  # the run did not finish: its evidence is no evidence
+            remove_created(self.created)
+            return
+        for reader in self.readers:
             self.captures.append(self._write(reader))
         self.captures.sort(key=lambda c: c.vantage)
 
@@ -123,13 +131,12 @@ class EvidenceRecorder:
         from scapy.utils import RawPcapWriter
 
         path = self.directory / f"{reader.vantage.name}.pcap"
-        writer = RawPcapWriter(str(path), linktype=1, snaplen=SNAPLEN, sync=False)
-        try:
+        with private_file(path) as handle:
+            writer = RawPcapWriter(handle, linktype=1, snaplen=SNAPLEN, sync=False)
             writer.write_header(None)  # an empty capture is still a valid pcap file
             for stamp, frame in reader.frames:
                 seconds = int(stamp)
                 writer.write_packet(frame, sec=seconds, usec=int((stamp - seconds) * 1e6))
-        finally:
-            writer.close()
+            writer.flush()
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return Capture(reader.vantage.name, str(path), digest, len(reader.frames), reader.truncated)

@@ -162,7 +162,12 @@ def faults() -> None:
 
 
 def main() -> None:
-    app(prog_name="reachproof lab")
+    """`python -m reachproof.lab.cli …` is `reachproof lab …`, with the same exit codes."""
+    import sys
+
+    from reachproof.cli import main as reachproof_main
+
+    reachproof_main(["lab", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from reachproof.errors import LabError
+from reachproof.files import write_private
 from reachproof.lab.netns import ETC_NETNS_DIR, list_netns, remove_netns
 from reachproof.lab.topology import check_prefix
 
@@ -77,10 +78,8 @@ class LabState:
     created: float = field(default_factory=time.time)
 
     def write(self) -> None:
-        path = state_dir(self.prefix) / LAB_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        text = json.dumps(asdict(self), indent=1) + "\n"
+        write_private(state_dir(self.prefix) / LAB_FILE, text.encode("utf-8"))
 
     @classmethod
     def read(cls, prefix: str) -> LabState | None:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from reachproof.errors import InputError
+from reachproof.files import private_dirs, remove_created, write_private
 from reachproof.report.model import Report
 
 
@@ -55,26 +56,31 @@ def default_output_dir(root: Path, started: datetime) -> Path:
 def write_reports(report: Report, formats: Sequence[Format], directory: Path) -> list[Path]:
     """Render every file format asked for into `directory`; returns the paths written.
 
-    Each file is written to a temporary name and renamed, so a reader never sees half a report.
+    Everything is rendered before the first file is touched; files are private and atomic
+    (files.py). An interrupted or failed write takes back the files and directories it made,
+    so a run never leaves part of a report set behind.
     """
     wanted = [f for f in formats if f in FILES]
     if not wanted:
         return []
+    rendered = [(directory / FILES[f].filename, FILES[f].render(report)) for f in wanted]
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        created = private_dirs(directory)
     except OSError as exc:
         raise InputError(
             f"{directory}: cannot create the output directory: {exc.strerror}"
         ) from exc
     written: list[Path] = []
-    for fmt in wanted:
-        spec = FILES[fmt]
-        path = directory / spec.filename
-        partial = path.with_name(f".{spec.filename}.partial")
-        try:
-            partial.write_text(spec.render(report), encoding="utf-8")
-            partial.replace(path)
-        except OSError as exc:
+    path = directory
+    try:
+        for path, text in rendered:
+            write_private(path, text.encode("utf-8"))
+            written.append(path)
+    except BaseException as exc:
+        for done in written:
+            done.unlink(missing_ok=True)
+        remove_created(created)
+        if isinstance(exc, OSError):
             raise InputError(f"{path}: cannot write the report: {exc.strerror}") from exc
-        written.append(path)
+        raise
     return written

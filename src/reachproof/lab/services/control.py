@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reachproof.errors import LabError
+from reachproof.files import write_private
 from reachproof.lab.services.spec import ServicePlan
 
 PLAN_FILE = "services.json"
@@ -41,10 +42,8 @@ class Ready:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one, never a partial write."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Readers see the old file or the whole new one, never a partial write (files.py)."""
+    write_private(path, text.encode("utf-8"))
 
 
 def daemon_command(plan_path: Path, state_dir: Path) -> list[str]:
