@@ -9,16 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from labkit import CleanLab, host_snapshot, lab, services_available, skip_reason
+from labkit import CleanLab, host_snapshot, lab, require_lab
 
 
 @pytest.fixture(scope="session")
 def clean_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CleanLab]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    if not services_available():
-        pytest.skip("the lab's service supervisor (reachproof.lab.services) is not installed")
+    require_lab()
     before = host_snapshot()
     # The default lab of `reachproof lab up`, under a prefix of its own.
     with lab(

@@ -7,16 +7,15 @@ import base64
 import contextlib
 import hashlib
 import os
-import shutil
 import socket
 import struct
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 
+from prereq import require
 from reachproof.lab.build import LabHandle, build_lab
 from reachproof.lab.netns import Connect, socket_in_netns, tcp_connect
 from reachproof.lab.state import teardown
@@ -57,18 +56,15 @@ class CleanLab:
     host_before: HostSnapshot
 
 
-def skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "lab tests need root (network namespaces)"
-    if shutil.which("nft") is None:
-        return "lab tests need nft (nftables)"
-    if shutil.which("nsenter") is None:
-        return "lab tests need nsenter (util-linux)"
-    return None
+# What every lab test needs: root for namespaces, nft for the firewalls, nsenter (util-linux).
+LAB_PROGRAMS = ("nft", "nsenter")
+SERVICES_MODULE = "reachproof.lab.services.__main__"
 
 
-def services_available() -> bool:
-    return find_spec("reachproof.lab.services.__main__") is not None
+def require_lab(*programs: str) -> None:
+    """Skip (under CI: fail) unless root, the lab's programs, `programs` (e.g. "sshd") and the
+    lab's service supervisor are all here."""
+    require(root=True, programs=(*LAB_PROGRAMS, *programs), modules=(SERVICES_MODULE,))
 
 
 def unique_prefix(tag: str) -> str:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from labkit import lab, services_available, skip_reason
+from labkit import lab, require_lab
 
 pytestmark = pytest.mark.lab
 
@@ -20,9 +20,7 @@ FILES = {"report.json", "junit.xml", "report.sarif", "report.html", "summary.md"
 
 @pytest.fixture(autouse=True)
 def _needs_lab() -> None:
-    reason = skip_reason() or (None if services_available() else "no service supervisor")
-    if reason:
-        pytest.skip(reason)
+    require_lab()
 
 
 def check(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from labkit import lab, services_available, skip_reason
+from labkit import lab, require_lab
 
 from reachproof.api import Prepared, prepare, run_check
 from reachproof.inventory.model import Transport
@@ -34,11 +34,7 @@ SESSIONS = "single-node:3,multi-node:4,single-node:1"
 
 @pytest.fixture(autouse=True)
 def _needs_lab() -> None:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    if not services_available():
-        pytest.skip("the lab's service supervisor is not installed")
+    require_lab()
 
 
 def _check(inventory: Path) -> Report:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from labkit import lab, services_available, skip_reason
+from labkit import lab, require_lab
 
 from reachproof.api import prepare, run_check
 from reachproof.verdict import Verdict
@@ -18,9 +18,7 @@ SESSIONS = "single-node:1,multi-node:2"
 
 @pytest.fixture(autouse=True)
 def _needs_lab() -> None:
-    reason = skip_reason() or (None if services_available() else "no service supervisor")
-    if reason:
-        pytest.skip(reason)
+    require_lab()
 
 
 def udp_evidence(inventory: Path) -> dict[str, list[tuple[str, str, str]]]:

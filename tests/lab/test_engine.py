@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from enginelab import Truth, ground_truth_cases, lab_inventory, mismatches, port_states, spec
-from labkit import lab, skip_reason
+from labkit import lab, require_lab
 
 from reachproof.engine import EngineOptions, TcpEngine, run_specs
 from reachproof.inventory.model import Transport, Vantage
@@ -22,8 +22,7 @@ from reachproof.ports import PortSet
 from reachproof.verdict import Verdict, judge_plan
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 from enginelab import Truth, ground_truth_cases, lab_inventory, mismatches, port_states, spec
-from labkit import lab, skip_reason
+from labkit import lab, require_lab
 
 from reachproof.engine import EngineOptions, run_specs
 from reachproof.lab.build import LabHandle
@@ -17,8 +17,7 @@ from reachproof.observation import PortState
 from reachproof.ports import PortSet
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 FAULTS = ("agent-rpc-exposed", "container-routed", "bridge-filtered")
 LOSS_RUNS = 20

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import pytest
 from enginelab import lab_inventory, spec
-from labkit import lab, skip_reason
+from labkit import lab, require_lab
 
 from reachproof.engine import EngineOptions, run_specs
 from reachproof.observation import PortState
 from reachproof.ports import PortSet
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 EXPECTED = {
     "drop": (PortState.FILTERED, "timeout"),

@@ -12,7 +12,7 @@ from labkit import (
     blocked,
     host_snapshot,
     http_get,
-    skip_reason,
+    require_lab,
     state,
     websocket_echo,
 )
@@ -22,8 +22,7 @@ from reachproof.lab.netns import Connect, list_netns, resolve_in_netns
 from reachproof.lab.topology import Topology
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 
 def _topo(clean_lab: CleanLab) -> Topology:

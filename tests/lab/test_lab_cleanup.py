@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from labkit import poll, services_available, skip_reason, state, unique_prefix
+from labkit import poll, require_lab, state, unique_prefix
 
 from reachproof.errors import LabError
 from reachproof.lab.build import LabHandle, build_lab
@@ -18,10 +18,7 @@ from reachproof.lab.state import state_dir, supervisor_pid, teardown
 from reachproof.lab.topology import LabOptions
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
-if not services_available():
-    pytest.skip("the lab's service supervisor is not installed", allow_module_level=True)
+require_lab()
 
 AGENTS = 2
 SESSIONS = "single-node:2,multi-node:2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from labkit import services_available, skip_reason, unique_prefix
+from labkit import require_lab, unique_prefix
 from typer.testing import CliRunner
 
 from reachproof.lab.cli import app
@@ -13,10 +13,7 @@ from reachproof.lab.netns import list_netns
 from reachproof.lab.state import teardown
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
-if not services_available():
-    pytest.skip("the lab's service supervisor is not installed", allow_module_level=True)
+require_lab()
 
 
 def test_up_status_down(tmp_path: Path) -> None:

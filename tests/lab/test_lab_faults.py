@@ -17,8 +17,7 @@ from labkit import (
     http_get,
     lab,
     overlay_injection_arrives,
-    services_available,
-    skip_reason,
+    require_lab,
     state,
 )
 
@@ -28,10 +27,7 @@ from reachproof.lab.faults import FAULTS
 from reachproof.lab.netns import Connect
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
-if not services_available():
-    pytest.skip("the lab's service supervisor is not installed", allow_module_level=True)
+require_lab()
 
 Check = Callable[[LabHandle], None]
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from labkit import CleanLab, lab, overlay_injection_arrives, reply_ttls, skip_reason, state
+from labkit import CleanLab, lab, overlay_injection_arrives, reply_ttls, require_lab, state
 
 from reachproof.lab.netns import Connect
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 
 def test_drop_is_silent_and_vxlan_cannot_be_injected(clean_lab: CleanLab) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from prereq import require
 from reachproof.lab.services.control import (
     LOG_FILE,
     PID_FILE,
@@ -41,19 +42,7 @@ IO_TIMEOUT = 5.0
 NODAD = 0x02  # IFA_F_NODAD: the v6 address is usable at once, no duplicate-address wait
 
 
-def _prerequisites() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    try:
-        import pyroute2  # noqa: F401
-    except ImportError:
-        return "needs pyroute2"
-    return None
-
-
-_missing = _prerequisites()
-if _missing:
-    pytest.skip(_missing, allow_module_level=True)
+require(root=True, modules=("pyroute2",))
 
 from pyroute2 import NetNS, netns  # noqa: E402  # only importable where the skip did not fire
 

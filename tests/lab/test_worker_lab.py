@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labkit import lab, skip_reason
+from labkit import lab, require_lab
 
 from reachproof.lab.build import LabHandle
 from reachproof.lab.netns import socket_in_netns
@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "worker"))
 from workerkit import Worker, port_states, record_of
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 MIN_SWEEP_PPS = 30_000  # loose bound; about 120k packets/s is typical here
 

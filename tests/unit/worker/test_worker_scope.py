@@ -8,7 +8,6 @@ the same witness, so "the witness saw nothing" means nothing was sent.
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import struct
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 
 import pytest
 from workerkit import Worker, port_states
+
+from prereq import require
 
 # (hostname the worker resolves, the address it resolves to, an address that is not it)
 NAMES = [("localhost", "127.0.0.1", "127.0.0.2"), ("127.0.0.2", "127.0.0.2", "127.0.0.1")]
@@ -70,8 +71,8 @@ class Witness:
 
 @contextmanager
 def witness(kind: str, address: str) -> Iterator[Witness]:
-    if kind == "tcp-syn" and os.geteuid() != 0:
-        pytest.skip("raw sockets need root")
+    if kind == "tcp-syn":
+        require(root=True)  # raw sockets
     seen = Witness(kind, address)
     try:
         yield seen

@@ -9,6 +9,8 @@ import time
 import pytest
 from workerkit import Worker, port_states, record_of
 
+from prereq import require
+
 
 def listener(host: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -17,9 +19,9 @@ def listener(host: str) -> socket.socket:
     return sock
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root")
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_syn_open_and_closed_with_ttl(host: str) -> None:
+    require(root=True)  # raw sockets
     with listener(host) as sock, Worker() as worker:
         port = sock.getsockname()[1]
         result = worker.probe("tcp-syn", host, [(port - 2, port + 2)], timeout=0.5)
@@ -31,8 +33,8 @@ def test_syn_open_and_closed_with_ttl(host: str) -> None:
         assert result["degraded"] is None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root")
 def test_syn_full_range_sweep_of_loopback() -> None:
+    require(root=True)  # raw sockets
     with listener("127.0.0.1") as sock, Worker() as worker:
         port = sock.getsockname()[1]
         started = time.monotonic()
@@ -45,8 +47,8 @@ def test_syn_full_range_sweep_of_loopback() -> None:
 
 
 def test_without_raw_sockets_syn_falls_back_to_connect() -> None:
-    if os.geteuid() == 0 and not _can_drop_privileges():
-        pytest.skip("cannot run the worker unprivileged here")
+    if os.geteuid() == 0:
+        require(programs=["setpriv"])  # to run the worker unprivileged
     prefix = (
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
     )
@@ -60,9 +62,3 @@ def test_without_raw_sockets_syn_falls_back_to_connect() -> None:
             assert result["degraded"] == "raw sockets not permitted: connect probes used"
         finally:
             assert worker.close() == 0
-
-
-def _can_drop_privileges() -> bool:
-    import shutil
-
-    return shutil.which("setpriv") is not None

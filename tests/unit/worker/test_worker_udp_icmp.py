@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 from workerkit import Worker, port_states, record_of
+
+from prereq import require
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,9 @@ def test_udp_open_closed_and_open_filtered(worker: Worker, host: str) -> None:
     assert payload and payload[0].startswith("reachproof ")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root")
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_icmp_echo(worker: Worker, host: str) -> None:
+    require(root=True)  # raw sockets
     result = worker.probe("icmp", host, [(0, 0)], timeout=0.5)
     assert port_states(result) == {0: ("open", "echo-reply")}
     assert record_of(result, 0)["ttl"] == 64
