@@ -87,16 +87,16 @@ class _Sensor:
     async def stop(self) -> set[tuple[str, int]] | None:
         """The (token, port) pairs seen, or None when the sensor failed (see `failure`)."""
         if self.worker is None or self.task is None or self.failure is not None:
-            await self._close()
+            await self.close()
             return None
         try:
             await self.worker.tell({"op": "sense-stop", "id": self.id})
             message = await asyncio.wait_for(self.task, 30)
         except (VantageError, TimeoutError) as exc:
             self.failure = str(exc)
-            await self._close()
+            await self.close()
             return None
-        await self._close()
+        await self.close()
         if message.get("error"):
             self.failure = str(message["error"])
             return None
@@ -117,7 +117,7 @@ class _Sensor:
             return str(message.get("error") or fallback)
         return fallback
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         if self.task is not None and not self.task.done():
             self.task.cancel()
             with contextlib.suppress(BaseException):
@@ -142,12 +142,15 @@ async def observe_confirmed(
     udp = [s for s in specs if s.id in watch]
     observed = {o.spec_id: o for o in await observe(rest, inventory, options, progress)}
     sensors = {v.name: _Sensor(v) for v in watch.values()}
-    await asyncio.gather(*(s.start(source, options) for s in sensors.values()))
-    probed = await observe(udp, inventory, options, progress)
-    await asyncio.sleep(SETTLE_SECONDS)
-    seen = dict(
-        zip(sensors, await asyncio.gather(*(s.stop() for s in sensors.values())), strict=True)
-    )
+    try:
+        await asyncio.gather(*(s.start(source, options) for s in sensors.values()))
+        probed = await observe(udp, inventory, options, progress)
+        await asyncio.sleep(SETTLE_SECONDS)
+        stopped = await asyncio.gather(*(s.stop() for s in sensors.values()))
+    except BaseException:  # cancelled (Ctrl-C): a sensor would listen on for minutes
+        await asyncio.gather(*(s.close() for s in sensors.values()), return_exceptions=True)
+        raise
+    seen = dict(zip(sensors, stopped, strict=True))
     for obs in probed:
         sensor = sensors[watch[obs.spec_id].name]
         observed[obs.spec_id] = confirm(

@@ -215,11 +215,13 @@ async def _run(argv: list[str], deadline: float) -> str:
         raise NmapError(f"cannot start {argv[0]!r}: {exc}") from exc
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), deadline)
-    except TimeoutError as exc:
+    except BaseException as exc:  # also a cancelled run (Ctrl-C): nmap has its own session
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
-        raise NmapError(f"nmap did not finish within {deadline:.0f}s") from exc
+        if isinstance(exc, TimeoutError):
+            raise NmapError(f"nmap did not finish within {deadline:.0f}s") from exc
+        raise
     if process.returncode != 0:
         tail = stderr.decode("utf-8", "replace").strip().splitlines()[-2:]
         raise NmapError(f"nmap exited with status {process.returncode}: {' / '.join(tail)}")
