@@ -11,6 +11,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,8 +51,24 @@ class Witness:
             if kind == "tcp-syn"
             else None
         )
+        # An HTTP probe waits for an answer: give it one at once, and note that it came.
+        self.answered = threading.Event()
+        if kind == "http":
+            threading.Thread(target=self._answer, daemon=True).start()
+
+    def _answer(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return  # closed: the test is over
+        self.answered.set()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 204 No Content\r\nContent-Length: 0\r\n\r\n")
 
     def saw_anything(self) -> bool:
+        if self.kind == "http":
+            return self.answered.wait(0.2)
         if self.sniffer is None:
             return bool(select.select([self.sock], [], [], 0.2)[0])
         while select.select([self.sniffer], [], [], 0.2)[0]:
