@@ -22,6 +22,8 @@ SHIPPED_MODULES = (
     "reachproof.worker",
     "reachproof.worker.protocol",
     "reachproof.worker.wire",
+    "reachproof.worker.local",
+    "reachproof.worker.addresses",
     "reachproof.worker.pacing",
     "reachproof.worker.icmp_errors",
     "reachproof.worker.target",

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Mapping
 
 from reachproof.checks.cluster_env import cluster_env_problems, training_env_problems
+from reachproof.worker.addresses import held_addresses
 from reachproof.worker.wire import ProbeReport, Request
 
 EXPECT_PREFIX = "expect."
@@ -40,6 +41,19 @@ def hostname_problems(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
     return problems, resolved
 
 
+def held_of(asked: str, held: set[str]) -> list[str]:
+    """The asked addresses (comma-separated) that are among `held`, compared as addresses."""
+    packed = {_packed(a) for a in held}
+    return [a for a in asked.split(",") if a and _packed(a) in packed]
+
+
+def _packed(address: str) -> bytes | str:
+    try:
+        return socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+    except OSError:
+        return address
+
+
 def run_check(request: Request, report: ProbeReport) -> None:
     name = request.params.get("check", "")
     env = dict(os.environ)
@@ -56,8 +70,12 @@ def run_check(request: Request, report: ProbeReport) -> None:
         problems, resolved = hostname_problems(env)
         for entry in resolved:
             report.add_detail("resolved", entry)
+    elif name == "addresses":
+        problems = []
+        for address in held_of(request.params.get("addresses", ""), held_addresses()):
+            report.add_detail("holds", address)
     else:
-        report.error = f"unknown check {name!r} (cluster-env, training-env, hostnames)"
+        report.error = f"unknown check {name!r} (cluster-env, training-env, hostnames, addresses)"
         return
     report.add_detail("ran", name)
     for problem in problems:

@@ -18,6 +18,7 @@ import time
 from collections import deque
 
 from reachproof.worker.icmp_errors import classify, enable_recverr, read_error_queue
+from reachproof.worker.local import local_failure
 from reachproof.worker.pacing import fd_budget, shared_pacer
 from reachproof.worker.target import Target
 from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
@@ -48,15 +49,6 @@ def connect_outcome(
         return Outcome("prohibited", "icmp-prohibited", attempt, rtt_ms)
     if code == errno.ETIMEDOUT:
         return Outcome("filtered", "timeout", attempt)
-    return Outcome("error", errno_name(code), attempt)
-
-
-def immediate_outcome(code: int, attempt: int) -> Outcome:
-    """connect() failed before any packet left: the vantage's own routing or firewall."""
-    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return Outcome("unreachable", "no-route", attempt)
-    if code in (errno.EACCES, errno.EPERM):
-        return Outcome("prohibited", "local-firewall", attempt)
     return Outcome("error", errno_name(code), attempt)
 
 
@@ -109,7 +101,7 @@ def run_connect(request: Request, target: Target, report: ProbeReport, progress:
                         finish(item, Outcome("open", "syn-ack", attempt, 0.0))
                 else:
                     sock.close()
-                    outcomes[port] = immediate_outcome(code, attempt)
+                    outcomes[port] = local_failure(code, attempt)
             if not in_flight:
                 continue
             now = time.monotonic()
@@ -149,7 +141,7 @@ def connect_blocking(
         code = sock.connect_ex((target.address, port))
         if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
             sock.close()
-            return None, immediate_outcome(code, attempt)
+            return None, local_failure(code, attempt)
         if code != 0:
             _, writable, _ = select.select([], [sock], [], timeout)
             if not writable:

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
+from reachproof.worker.local import local_failure
 from reachproof.worker.packets import checksum
 from reachproof.worker.rawhub import hub
 from reachproof.worker.target import Target
@@ -55,9 +56,14 @@ def run_icmp(request: Request, target: Target, report: ProbeReport, progress: Pr
     try:
         for attempt in range(1, request.attempts + 1):
             sent = time.monotonic()
-            shared.icmp.sendto(
-                echo_request(target.family, ident, attempt, b"reachproof"), (target.address, 0)
-            )
+            try:
+                shared.icmp.sendto(
+                    echo_request(target.family, ident, attempt, b"reachproof"),
+                    (target.address, 0),
+                )
+            except OSError as exc:
+                outcome = local_failure(exc.errno or 0, attempt)
+                break
             deadline = sent + request.timeout
             found = None
             while found is None and time.monotonic() < deadline:

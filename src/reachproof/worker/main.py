@@ -22,6 +22,7 @@ from reachproof.worker.checks import run_check
 from reachproof.worker.connect import run_connect
 from reachproof.worker.http import run_http, run_websocket
 from reachproof.worker.icmp import run_icmp
+from reachproof.worker.local import route_failure
 from reachproof.worker.sensor import run_sense, stop_sensor
 from reachproof.worker.syn import run_syn
 from reachproof.worker.target import NoSuchHost, OutOfScope, Target, resolve_target
@@ -90,6 +91,11 @@ def _run_network(request: Request, report: ProbeReport, progress: Progress) -> N
         return
     if target.resolved_from is not None:
         report.add_detail("resolved", target.address)
+    unroutable = route_failure(target.address, target.family)
+    if unroutable is not None:
+        for port in request.ports:
+            report.outcomes[port] = Outcome("error", unroutable, 0)
+        return
     runner(request, target, report, progress)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from reachproof.worker.connect import run_connect
 from reachproof.worker.hops import forged_by_hop, hops_of, trace_ttl
 from reachproof.worker.icmp_errors import IcmpError, classify, is_time_exceeded
+from reachproof.worker.local import local_failure
 from reachproof.worker.pacing import shared_pacer
 from reachproof.worker.packets import (
     ACK,
@@ -176,7 +177,7 @@ class Sweep:
                 self.drain()
                 progress.update(len(self.answers))
             for port, code in failed.items():
-                self.answers.setdefault(port, _send_error(code, attempt))
+                self.answers.setdefault(port, local_failure(code, attempt))
             failed.clear()
             silent = [p for p in silent if p not in self.answers]
         for port in silent:
@@ -215,14 +216,6 @@ class Sweep:
 
 def _ntop(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
-
-
-def _send_error(code: int, attempt: int) -> Outcome:
-    if code in (errno.EACCES, errno.EPERM):
-        return Outcome("prohibited", "local-firewall", attempt)
-    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return Outcome("unreachable", "no-route", attempt)
-    return Outcome("error", errno.errorcode.get(code, str(code)).lower(), attempt)
 
 
 def trace(session: SynSession, port: int, ttl: int, wait: float) -> tuple[str, str | None]:
@@ -319,7 +312,7 @@ def run_syn(request: Request, target: Target, report: ProbeReport, progress: Pro
         source = route_source(target)
     except OSError as exc:
         for port in request.ports:
-            report.outcomes[port] = _send_error(exc.errno or 0, 1)
+            report.outcomes[port] = local_failure(exc.errno or 0, 1)
         return
     session = SynSession(shared, target, source)
     try:

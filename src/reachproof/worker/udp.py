@@ -16,8 +16,8 @@ import selectors
 import socket
 import time
 
-from reachproof.worker.connect import immediate_outcome
 from reachproof.worker.icmp_errors import classify, enable_recverr, read_error_queue
+from reachproof.worker.local import local_failure
 from reachproof.worker.pacing import Pacer, fd_budget, shared_pacer
 from reachproof.worker.target import Target
 from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
@@ -65,7 +65,7 @@ def _probe_chunk(
                 sock.connect((target.address, port))
             except OSError as exc:
                 sock.close()
-                outcomes[port] = immediate_outcome(exc.errno or 0, 1)
+                outcomes[port] = local_failure(exc.errno or 0, 1)
                 continue
             sockets[port] = sock
             selector.register(sock, selectors.EVENT_READ, port)
@@ -80,7 +80,7 @@ def _probe_chunk(
                 try:
                     sockets[port].send(payload)
                 except OSError as exc:
-                    outcomes[port] = immediate_outcome(exc.errno or 0, attempt)
+                    outcomes[port] = local_failure(exc.errno or 0, attempt)
             deadline = time.monotonic() + request.timeout
             while time.monotonic() < deadline and any(p not in outcomes for p in silent):
                 for key, _events in selector.select(max(0.0, deadline - time.monotonic())):
