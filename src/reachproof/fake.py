@@ -59,6 +59,7 @@ class FakeNetwork:
     default: PortState = PortState.FILTERED
     attempts: int = 2
     broken_vantages: frozenset[str] = frozenset()
+    down: frozenset[str] = frozenset()  # hosts that are off: silent, and holding no address
 
     def observe(self, plan: Plan) -> tuple[Observation, ...]:
         return tuple(self.observe_spec(s) for s in plan.specs if s.vantage is not None)
@@ -68,11 +69,17 @@ class FakeNetwork:
             return Observation(spec.id, error=f"vantage {spec.vantage!r} could not start")
         if spec.kind is ProbeKind.CHECK:
             return self._check(spec)
+        if spec.target in self.down:
+            return Observation(spec.id, (self._result(spec.ports, self.default),))
         if spec.kind in (ProbeKind.HTTP, ProbeKind.WEBSOCKET):
             return self._app(spec)
         return Observation(spec.id, tuple(self._ports(spec)))
 
     def _ports(self, spec: ProbeSpec) -> Iterable[PortResult]:
+        if spec.kind is ProbeKind.ICMP:  # no ports: the first fact for the pair decides
+            fact = next((f for f in self.facts if f.matches(spec)), None)
+            yield self._result(spec.ports, fact.state if fact else self.default)
+            return
         remaining = spec.ports
         for fact in self.facts:
             if not fact.matches(spec):
@@ -118,6 +125,9 @@ class FakeNetwork:
             problems = cluster_env_problems(env, expected)
         elif name == "training-env":
             problems = training_env_problems(env)
+        elif name == "addresses":
+            held = () if spec.target in self.down else (spec.param("addresses") or "").split(",")
+            return Observation(spec.id, detail=(("ran", name), *(("holds", a) for a in held)))
         else:
             problems = []
         return Observation(spec.id, detail=(("ran", name), *(("problem", p) for p in problems)))

@@ -78,11 +78,34 @@ class RulePlan:
     hops: tuple[HopPlan, ...]
 
 
+LIVENESS_RULE = "liveness"  # rule_id of the specs planned only to show a deny target alive
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A deny target address and the specs planned to show it was up during the run.
+
+    Any answer (open or closed) from the address to any spec counts, or its own host's
+    vantage reporting that it holds it; `spec_ids` are the ones the compiler counted on,
+    reusing other rules' probes first. Empty: nothing can show it alive, and its deny hops
+    stay INCONCLUSIVE.
+    """
+
+    address: str
+    target: str  # host name
+    spec_ids: tuple[str, ...]
+    how: str  # "probes of other rules", "own vantage holds it", "ICMP echo from X", or why none
+
+
 @dataclass(frozen=True)
 class Plan:
     policy_name: str
     rules: tuple[RulePlan, ...]
     specs: tuple[ProbeSpec, ...]
+    witnesses: tuple[Witness, ...] = ()
+
+    def witness(self, address: str) -> Witness | None:
+        return next((w for w in self.witnesses if w.address == address), None)
 
     def spec(self, spec_id: str) -> ProbeSpec:
         for spec in self.specs:

@@ -7,13 +7,16 @@ The semantics (DESIGN.md, "Verdict semantics"):
   (packets reached the host); open always fails.
 - Fail closed: an error, a missing vantage, a port nobody observed, UDP silence, or a port
   that stayed silent after fewer than two attempts decides nothing: INCONCLUSIVE.
+- Liveness: a deny hop holds only for targets shown alive during the run (an open or closed
+  answer from the address to any spec, or its own vantage holding it); a deny hop that would
+  pass with any target address unwitnessed is INCONCLUSIVE, "target not shown alive".
 - A FAIL anywhere in a rule outweighs INCONCLUSIVE elsewhere (the failure is certain);
   an empty target set is INCONCLUSIVE; an advisory rule reports WARN instead of FAIL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,6 +28,7 @@ from reachproof.ports import PortSet
 MIN_SILENT_ATTEMPTS = 2
 
 _DENIED = frozenset({PortState.FILTERED, PortState.PROHIBITED, PortState.UNREACHABLE})
+NOT_ALIVE = "not shown alive"
 
 
 class Verdict(StrEnum):
@@ -56,6 +60,21 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Sighting:
+    """What showed a deny target address alive during the run, or that nothing did."""
+
+    address: str
+    target: str  # host name
+    alive: bool
+    spec_id: str  # the spec whose observation is the witness ("" when there is none)
+    vantage: str | None
+    kind: str
+    ports: str
+    state: str  # open, closed, holds; "not shown alive" when there is no witness
+    reason: str  # syn-ack, rst, echo-reply, …; or why no witness was possible
+
+
+@dataclass(frozen=True)
 class HopVerdict:
     statement: int
     hop: int
@@ -65,6 +84,7 @@ class HopVerdict:
     reason: str
     probes: int  # ports (or app/check probes) this hop covered
     evidence: tuple[Evidence, ...]
+    witnesses: tuple[Sighting, ...] = ()  # deny hops: one per target address
 
 
 @dataclass(frozen=True)
@@ -228,8 +248,70 @@ def _evidence(
     )
 
 
+_ANSWERED = frozenset({PortState.OPEN, PortState.CLOSED})
+
+
+def sightings(plan: Plan, observations: Mapping[str, Observation]) -> dict[str, Sighting]:
+    """Address → the first observation that shows it alive: an open or closed answer to a
+    spec probing that address, or an `addresses` check whose host holds it."""
+    seen: dict[str, Sighting] = {}
+    for spec in plan.specs:
+        observation = observations.get(spec.id)
+        if observation is None or observation.error is not None:
+            continue
+        if spec.kind is ProbeKind.CHECK:
+            if spec.param("check") != "addresses":
+                continue
+            asked = set((spec.param("addresses") or "").split(","))
+            for address in observation.details("holds"):
+                if address in asked:
+                    seen.setdefault(
+                        address,
+                        Sighting(
+                            address, spec.target, True, spec.id, spec.vantage, "check", "",
+                            "holds", "its own vantage holds it on a link that is up",
+                        ),
+                    )  # fmt: skip
+            continue
+        if spec.address is None or spec.resolve or spec.address in seen:
+            continue
+        answer = next((r for r in observation.results if r.state in _ANSWERED), None)
+        if answer is not None:
+            seen[spec.address] = Sighting(
+                spec.address, spec.target, True, spec.id, spec.vantage, str(spec.kind),
+                str(answer.ports.intersection(spec.ports) or answer.ports), str(answer.state),
+                answer.reason,
+            )  # fmt: skip
+    return seen
+
+
+def _witnesses(
+    plan: Plan, specs: Sequence[ProbeSpec], seen: Mapping[str, Sighting]
+) -> tuple[Sighting, ...]:
+    out: list[Sighting] = []
+    for spec in specs:
+        if spec.address is None or any(w.address == spec.address for w in out):
+            continue
+        found = seen.get(spec.address)
+        if found is None:
+            planned = plan.witness(spec.address)
+            if planned is None:
+                why = "no witness was planned"
+            elif planned.spec_ids:
+                why = f"no answer to the planned witness ({planned.how})"
+            else:
+                why = planned.how
+            found = Sighting(spec.address, spec.target, False, "", None, "", "", NOT_ALIVE, why)
+        out.append(found)
+    return tuple(out)
+
+
 def judge_hop(
-    hop: HopPlan, specs: Mapping[str, ProbeSpec], observations: Mapping[str, Observation]
+    hop: HopPlan,
+    specs: Mapping[str, ProbeSpec],
+    observations: Mapping[str, Observation],
+    plan: Plan,
+    seen: Mapping[str, Sighting],
 ) -> HopVerdict:
     evidence: list[Evidence] = []
     probes = 0
@@ -238,15 +320,26 @@ def judge_hop(
         probes += max(len(spec.ports), 1)
         evidence.extend(judge_spec(spec, observations.get(spec_id)))
     verdict = combine(e.verdict for e in evidence)
+    reason = _hop_reason(hop, verdict, evidence)
+    witnesses: tuple[Sighting, ...] = ()
+    if hop.action is Action.DENY:
+        hop_specs = [specs[i] for i in hop.spec_ids]
+        witnesses = _witnesses(plan, hop_specs, seen)
+        dead = [w.address for w in witnesses if not w.alive]
+        if dead and verdict is Verdict.PASS:
+            verdict = Verdict.INCONCLUSIVE
+            shown = ", ".join(dead[:4]) + (f" (+{len(dead) - 4} more)" if len(dead) > 4 else "")
+            reason = f"target not shown alive: {shown}"
     return HopVerdict(
         statement=hop.statement,
         hop=hop.hop,
         label=hop.label,
         action=hop.action,
         verdict=verdict,
-        reason=_hop_reason(hop, verdict, evidence),
+        reason=reason,
         probes=probes,
         evidence=tuple(evidence),
+        witnesses=witnesses,
     )
 
 
@@ -262,9 +355,13 @@ def _hop_reason(hop: HopPlan, verdict: Verdict, evidence: list[Evidence]) -> str
 
 
 def judge_rule(
-    rule: RulePlan, specs: Mapping[str, ProbeSpec], observations: Mapping[str, Observation]
+    rule: RulePlan,
+    specs: Mapping[str, ProbeSpec],
+    observations: Mapping[str, Observation],
+    plan: Plan,
+    seen: Mapping[str, Sighting],
 ) -> RuleVerdict:
-    hops = tuple(judge_hop(h, specs, observations) for h in rule.hops)
+    hops = tuple(judge_hop(h, specs, observations, plan, seen) for h in rule.hops)
     verdict = combine(h.verdict for h in hops)
     if not hops:
         reason = "the rule has nothing to observe"
@@ -289,4 +386,5 @@ def judge_rule(
 def judge_plan(plan: Plan, observations: Iterable[Observation]) -> tuple[RuleVerdict, ...]:
     specs = {s.id: s for s in plan.specs}
     by_spec = {o.spec_id: o for o in observations}
-    return tuple(judge_rule(rule, specs, by_spec) for rule in plan.rules)
+    seen = sightings(plan, by_spec)
+    return tuple(judge_rule(rule, specs, by_spec, plan, seen) for rule in plan.rules)

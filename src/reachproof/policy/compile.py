@@ -36,6 +36,7 @@ from reachproof.policy.ast import (
     ScopeKind,
     ServiceRef,
 )
+from reachproof.policy.liveness import plan_witnesses
 from reachproof.ports import Ports, PortSet, merge_ports
 
 ARROW = "→"
@@ -46,7 +47,13 @@ def compile_plan(policy: Policy, inventory: Inventory) -> Plan:
     _check_vocabulary(policy, inventory)
     compiler = _Compiler(policy, inventory)
     rules = tuple(compiler.rule(rule) for rule in policy.rules)
-    return Plan(policy_name=policy.name, rules=rules, specs=tuple(compiler.specs))
+    added, witnesses = plan_witnesses(compiler.specs, inventory)
+    return Plan(
+        policy_name=policy.name,
+        rules=rules,
+        specs=(*compiler.specs, *added),
+        witnesses=witnesses,
+    )
 
 
 def _check_vocabulary(policy: Policy, inventory: Inventory) -> None:

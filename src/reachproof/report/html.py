@@ -22,6 +22,7 @@ from reachproof.report.text import (
     rule_location,
     short_ports,
     where,
+    witness_line,
 )
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
 
@@ -526,6 +527,14 @@ def _hop(rule: RuleVerdict, number: int, hop: HopVerdict) -> ET.Element:
             el("span", {"class": "tag"}, f"({hop.probes:,} probes) — {hop.reason}"),
         ),
     )
+    if hop.witnesses:
+        # Deny hops: what showed each target address alive, the failures to show it first.
+        shown = sorted(hop.witnesses, key=lambda w: w.alive)
+        items = [el("li", {"class": "mono"}, witness_line(w)) for w in shown[:EVIDENCE_ROWS]]
+        if len(shown) > EVIDENCE_ROWS:
+            items.append(el("li", None, f"… {len(shown) - EVIDENCE_ROWS} more in report.json"))
+        block.append(el("p", {"class": "tag"}, "liveness witnesses:"))
+        block.append(el("ul", None, *items))
     if not hop.evidence:
         return block
     # What decided the hop first, then the rest.

@@ -81,6 +81,20 @@ def _hop(hop: HopVerdict) -> dict[str, Any]:
         "reason": hop.reason,
         "probes": hop.probes,
         "evidence": [_evidence(e) for e in hop.evidence],
+        "witnesses": [
+            {
+                "address": w.address,
+                "target": w.target,
+                "alive": w.alive,
+                "spec": w.spec_id or None,
+                "vantage": w.vantage,
+                "kind": w.kind or None,
+                "ports": w.ports,
+                "state": w.state,
+                "reason": w.reason,
+            }
+            for w in hop.witnesses
+        ],
     }
 
 

@@ -14,7 +14,14 @@ import xml.etree.ElementTree as ET
 from pathlib import PurePath
 
 from reachproof.report.model import Report
-from reachproof.report.text import effective, evidence_line, hop_title, relevant, rule_location
+from reachproof.report.text import (
+    effective,
+    evidence_line,
+    hop_title,
+    relevant,
+    rule_location,
+    unwitnessed,
+)
 from reachproof.verdict import HopVerdict, RuleVerdict, Verdict
 
 # Evidence lines per case; the JSON report keeps every one.
@@ -122,4 +129,5 @@ def _context(report: Report, rule: RuleVerdict, hop: HopVerdict | None) -> str:
         lines.extend(f"  {evidence_line(e)}" for e in shown[:EVIDENCE_LINES])
         if len(shown) > EVIDENCE_LINES:
             lines.append(f"  … {len(shown) - EVIDENCE_LINES} more (see report.json)")
+        lines.extend(f"  {line}" for line in unwitnessed(hop)[:EVIDENCE_LINES])
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reachproof.plan import HopPlan, Plan, ProbeSpec
+from reachproof.plan import LIVENESS_RULE, HopPlan, Plan, ProbeKind, ProbeSpec
 
 PLAN_SCHEMA = "reachproof.plan/1"
 
@@ -40,6 +40,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             for r in plan.rules
         ],
         "specs": [_spec(s) for s in plan.specs],
+        "witnesses": [
+            {"address": w.address, "target": w.target, "how": w.how, "specs": list(w.spec_ids)}
+            for w in plan.witnesses
+        ],
     }
 
 
@@ -115,4 +119,18 @@ def render_plan_summary(plan: Plan, console: Console) -> None:
     total = sum(_probes(s) for s in plan.specs)
     console.print(
         f"{len(plan.rules)} rules, {len(plan.specs):,} specs, {total:,} probes", highlight=False
+    )
+    if plan.witnesses:
+        console.print(_liveness_line(plan), highlight=False)
+
+
+def _liveness_line(plan: Plan) -> str:
+    """How the deny targets will be shown alive, and what that adds to the plan."""
+    hows = Counter(w.how for w in plan.witnesses)
+    added = [s for s in plan.specs if s.rule_id == LIVENESS_RULE]
+    packets = sum(1 for s in added if s.kind is not ProbeKind.CHECK)
+    parts = ", ".join(f"{n} {how}" for how, n in sorted(hows.items(), key=lambda i: -i[1]))
+    return (
+        f"liveness: {len(plan.witnesses)} deny target addresses ({parts}); "
+        f"adds {len(added)} spec(s), {packets} probe packet(s)"
     )

@@ -17,7 +17,14 @@ from urllib.parse import quote
 
 from reachproof.policy.ast import Severity
 from reachproof.report.model import Report
-from reachproof.report.text import effective, evidence_line, hop_title, relevant, rule_location
+from reachproof.report.text import (
+    effective,
+    evidence_line,
+    hop_title,
+    relevant,
+    rule_location,
+    unwitnessed,
+)
 from reachproof.verdict import RuleVerdict, Verdict
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -158,6 +165,7 @@ def _result(report: Report, index: int, rule: RuleVerdict) -> dict[str, Any]:
         lines.extend(f"  {evidence_line(e)}" for e in shown[:EVIDENCE_LINES])
         if len(shown) > EVIDENCE_LINES:
             lines.append(f"  … {len(shown) - EVIDENCE_LINES} more (see report.json)")
+        lines.extend(f"  {line}" for line in unwitnessed(hop)[:EVIDENCE_LINES])
     location: dict[str, Any] = {
         "artifactLocation": {"uri": artifact_uri(report.policy.path), "index": 0}
     }

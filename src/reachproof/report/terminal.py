@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from reachproof.report.model import Report
-from reachproof.report.text import evidence_facts, short_ports, where
+from reachproof.report.text import evidence_facts, short_ports, where, witness_line
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
 
 MARKS = {
@@ -66,10 +66,9 @@ def _hop(console: Console, hop: HopVerdict, show_evidence: bool) -> None:
     )
     if not show_evidence or hop.verdict is Verdict.PASS:
         return
-    if not hop.evidence:
-        console.print(Text(f"          {hop.reason}", style=style))
-        return
     relevant = [e for e in hop.evidence if e.verdict is hop.verdict]
+    if not relevant:  # the evidence passed: a target not shown alive made the hop undecided
+        console.print(Text(f"          {hop.reason}", style=style))
     for item in relevant[:EVIDENCE_LINES]:
         console.print(_evidence_line(item))
     if len(relevant) > EVIDENCE_LINES:
@@ -79,6 +78,9 @@ def _hop(console: Console, hop: HopVerdict, show_evidence: bool) -> None:
                 style="dim",
             )
         )
+    if hop.verdict is Verdict.INCONCLUSIVE:
+        for witness in [w for w in hop.witnesses if not w.alive][:EVIDENCE_LINES]:
+            console.print(Text(f"          ? {witness_line(witness)}", style=style))
 
 
 def _evidence_line(item: Evidence) -> Text:

@@ -7,7 +7,7 @@ SARIF, Markdown and HTML embed.
 from __future__ import annotations
 
 from reachproof.report.model import Report
-from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
+from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Sighting, Verdict
 
 MARK = {
     Verdict.PASS: "✓",
@@ -64,6 +64,27 @@ def evidence_line(item: Evidence, full_ports: bool = False) -> str:
     facts = ", ".join(evidence_facts(item))
     vantage = item.vantage or "no vantage"
     return f"{item.source} ({vantage}) → {where(item)} {probe}: {facts} — {item.note}"
+
+
+def witness_line(item: Sighting) -> str:
+    """`alive: agent1 10.0.2.11 — open, syn-ack to tcp/6001 from manager (R1/0/2/…)`."""
+    address = f"[{item.address}]" if ":" in item.address else item.address
+    if not item.alive:
+        return f"not shown alive: {item.target} {address} — {item.reason}"
+    if item.state == "holds":
+        return f"alive: {item.target} {address} — held, says its own vantage {item.vantage}"
+    probe = f"{item.kind}/{short_ports(item.ports)}" if item.ports else item.kind
+    return (
+        f"alive: {item.target} {address} — {item.state}, {item.reason} to {probe} "
+        f"from {item.vantage} ({item.spec_id})"
+    )
+
+
+def unwitnessed(hop: HopVerdict) -> list[str]:
+    """Lines for the target addresses that kept an undecided deny hop from passing."""
+    if hop.verdict is not Verdict.INCONCLUSIVE:
+        return []
+    return [witness_line(w) for w in hop.witnesses if not w.alive]
 
 
 def relevant(hop: HopVerdict) -> list[Evidence]:

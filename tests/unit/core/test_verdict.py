@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from reachproof.observation import Observation, PortResult, PortState
@@ -197,15 +199,27 @@ def test_check_verdicts(detail: tuple[tuple[str, str], ...], expected: Verdict) 
     assert evidence.verdict is expected
 
 
-def _plan(hops: list[tuple[str, ...]], advisory: bool = False) -> Plan:
+# The target's own vantage reporting that it holds the deny target's address (10.0.0.2).
+HOLDS = replace(
+    _spec(Action.ALLOW, "1", kind=ProbeKind.CHECK),
+    id="liveness/holds/b",
+    rule_id="liveness",
+    address=None,
+    family=None,
+    params=(("check", "addresses"), ("addresses", "10.0.0.2")),
+)
+ALIVE = Observation(HOLDS.id, detail=(("ran", "addresses"), ("holds", "10.0.0.2")))
+
+
+def _plan(hops: list[tuple[str, ...]], advisory: bool = False, *extra: ProbeSpec) -> Plan:
     specs = []
     hop_plans = []
     for index, ids in enumerate(hops):
         for spec_id in ids:
-            specs.append(_spec().__class__(**{**_spec().__dict__, "id": spec_id}))
+            specs.append(replace(_spec(), id=spec_id))
         hop_plans.append(HopPlan(index, 0, f"hop {index}", Action.DENY, ids, "nothing here"))
     rule = RulePlan("R", "t", Severity.HIGH, advisory, 1, (), tuple(hop_plans))
-    return Plan("p", (rule,), tuple(specs))
+    return Plan("p", (rule,), (*specs, HOLDS, *extra))
 
 
 def _obs(spec_id: str, state: PortState) -> Observation:
@@ -214,7 +228,7 @@ def _obs(spec_id: str, state: PortState) -> Observation:
 
 def test_rule_passes_only_if_every_hop_passes() -> None:
     plan = _plan([("a",), ("b",)])
-    [ok] = judge_plan(plan, [_obs("a", S.FILTERED), _obs("b", S.FILTERED)])
+    [ok] = judge_plan(plan, [_obs("a", S.FILTERED), _obs("b", S.FILTERED), ALIVE])
     assert ok.verdict is P
     [bad] = judge_plan(plan, [_obs("a", S.FILTERED), _obs("b", S.OPEN)])
     assert bad.verdict is F
@@ -238,3 +252,53 @@ def test_advisory_rule_warns_instead_of_failing() -> None:
     assert rule.verdict is Verdict.WARN
     [rule] = judge_plan(plan, [])
     assert rule.verdict is U
+
+
+def test_a_deny_on_a_target_nobody_saw_alive_is_inconclusive() -> None:
+    [rule] = judge_plan(_plan([("a",)]), [_obs("a", S.FILTERED)])
+    assert rule.verdict is U
+    assert rule.reason == "target not shown alive: 10.0.0.2"
+    [witness] = rule.hops[0].witnesses
+    assert (witness.address, witness.alive, witness.state) == ("10.0.0.2", False, "not shown alive")
+
+
+def test_any_answer_from_the_address_to_another_spec_is_a_witness() -> None:
+    reach = replace(_spec(Action.REACH, "443"), id="other/reach", rule_id="O", source="c")
+    plan = _plan([("a",)], False, reach)
+    answer = Observation(reach.id, (PortResult(PortSet.parse("443"), S.CLOSED, "rst", 1),))
+    [rule] = judge_plan(plan, [_obs("a", S.FILTERED), answer])
+    assert rule.verdict is P
+    [witness] = rule.hops[0].witnesses
+    assert (witness.alive, witness.spec_id, witness.state, witness.reason) == (
+        True,
+        "other/reach",
+        "closed",
+        "rst",
+    )
+
+
+@pytest.mark.parametrize(
+    "witness",
+    [
+        Observation(HOLDS.id, detail=(("ran", "addresses"), ("holds", "10.0.0.9"))),
+        Observation(HOLDS.id, error="vantage down"),
+        Observation(HOLDS.id, detail=(("ran", "addresses"),)),
+    ],
+    ids=["holds-another-address", "check-failed", "holds-nothing"],
+)
+def test_a_witness_must_name_the_asked_address(witness: Observation) -> None:
+    [rule] = judge_plan(_plan([("a",)]), [_obs("a", S.FILTERED), witness])
+    assert rule.verdict is U
+
+
+@pytest.mark.parametrize("state", [S.FILTERED, S.PROHIBITED, S.UNREACHABLE, S.ERROR])
+def test_no_answer_is_no_witness(state: PortState) -> None:
+    other = replace(_spec(Action.REACH, "443"), id="other/reach", rule_id="O")
+    plan = _plan([("a",)], False, other)
+    [rule] = judge_plan(plan, [_obs("a", S.FILTERED), _obs(other.id, state)])
+    assert rule.verdict is U
+
+
+def test_a_failure_stays_a_failure_whatever_the_witness() -> None:
+    [rule] = judge_plan(_plan([("a",)]), [_obs("a", S.OPEN)])
+    assert rule.verdict is F
