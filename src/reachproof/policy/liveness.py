@@ -2,12 +2,14 @@
 
 A deny PASS says "alive, and not reachable from here"; silence from a host that is down says
 nothing. So every address a deny hop probes needs a witness that it was up during the run.
-Cheapest first:
-1. a spec another rule already makes that expects an answer (allow/reach over TCP, HTTP,
-   WebSocket): its open or closed answer is the witness, at no extra cost;
-2. the host's own vantage reporting that it holds the address on a link that is up (one
-   `addresses` check per host, no packet on the wire);
-3. one ICMP echo from a vantage that a rule says reaches the host (allow/reach, any kind).
+Planned per address, cheapest first, without adding probe packets where possible:
+1. specs other rules already make that expect an answer (allow/reach over TCP, HTTP,
+   WebSocket): an open or closed answer from the address is the witness, at no extra cost;
+2. and, where the host is itself a vantage, its own report that it holds the address on a
+   link that is up (one `addresses` check per host, no packet on the wire; a host whose
+   uplink is down holds nothing);
+3. only where neither exists: one ICMP echo from a vantage that a rule says reaches the host
+   (allow/reach of any kind).
 An address none of these can cover gets a Witness with no specs: its deny hops stay
 INCONCLUSIVE ("target not shown alive"). Pure: no I/O.
 """
@@ -51,16 +53,16 @@ def plan_witnesses(
     added: list[ProbeSpec] = []
     witnesses: list[Witness] = []
     for address, target in targets.items():
-        if address in answering:
-            ids = tuple(answering[address])
-            witnesses.append(Witness(address, target, ids, "answers to other rules' probes"))
-            continue
+        ids = list(answering.get(address, ()))
+        hows = ["answers to other rules' probes"] if ids else []
         host = inventory.host(target)
         if host is not None and host.vantage is not None:
+            # Free (no packet) and independent of any path: asked for every address it has.
             held.setdefault(target, []).append(address)
-            witnesses.append(
-                Witness(address, target, (_holds_id(target),), "held, says its own vantage")
-            )
+            ids.append(_holds_id(target))
+            hows.append("its own vantage's address list")
+        if ids:
+            witnesses.append(Witness(address, target, tuple(ids), " or ".join(hows)))
             continue
         via = reached_by.get(target)
         if via is None:

@@ -48,14 +48,16 @@ def _added(plan: Plan) -> list[str]:
     return [s.id for s in plan.specs if s.rule_id == LIVENESS_RULE]
 
 
-def test_another_rules_probe_is_the_witness_and_nothing_is_added(lab: Inventory) -> None:
+def test_another_rules_probe_is_the_witness_and_no_packet_is_added(lab: Inventory) -> None:
     plan = plan_of(DENY_DB + REACH_DB, lab)
-    assert _added(plan) == []
+    assert _added(plan) == ["liveness/holds/db"]  # a check at db's own vantage, no packet
+    assert _added(plan_of(DENY_DB + REACH_DB, _without_vantage(lab, "db"))) == []
     db = lab.host("db")
     assert db is not None
     assert {w.address for w in plan.witnesses} == {str(a) for a in db.all_addresses()}
     for witness in plan.witnesses:
-        assert witness.spec_ids and all(i.startswith("A/") for i in witness.spec_ids)
+        assert witness.spec_ids[-1] == "liveness/holds/db"
+        assert witness.spec_ids[:-1] and all(i.startswith("A/") for i in witness.spec_ids[:-1])
 
 
 def test_a_host_that_is_a_vantage_is_asked_once_for_all_its_addresses(lab: Inventory) -> None:
