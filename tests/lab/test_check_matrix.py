@@ -2,7 +2,8 @@
 
 - clean lab: every rule PASSes, three runs give identical verdicts;
 - each perimeter mode (drop, reject, reset) passes the clean check;
-- each named fault FAILs exactly the rules the fault table says it breaks, and no other;
+- each named fault FAILs exactly the rules the fault table says it breaks, leaves exactly its
+  `must_not_pass` rules INCONCLUSIVE (a down target, a vantage that cannot send), and no other;
 - a vantage made to fail gives exit 3, never 0.
 
 The expected rule ids per fault live in one table: reachproof.lab.faults.FAULTS.
@@ -19,7 +20,7 @@ from labkit import lab, require_lab
 
 from reachproof.api import Prepared, prepare, run_check
 from reachproof.inventory.model import Transport
-from reachproof.lab.faults import FAULTS
+from reachproof.lab.faults import FAULTS, Fault
 from reachproof.report.model import Report
 from reachproof.verdict import Verdict
 
@@ -97,16 +98,19 @@ def test_every_perimeter_mode_passes_the_clean_check(tmp_path: Path, perimeter: 
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
-def test_fault_fails_exactly_its_rules(tmp_path: Path, fault: object) -> None:
-    name, breaks = fault.name, set(fault.breaks)  # type: ignore[attr-defined]
-    with lab(tmp_path, "mxf", AGENTS, SESSIONS, faults=(name,)) as handle:
+def test_fault_fails_exactly_its_rules(tmp_path: Path, fault: Fault) -> None:
+    breaks, undecided = set(fault.breaks), set(fault.must_not_pass)
+    with lab(tmp_path, "mxf", AGENTS, SESSIONS, faults=(fault.name,)) as handle:
         report = _check(handle.inventory_path)
     verdicts = _verdicts(report)
     failed = {rule for rule, verdict in verdicts.items() if verdict is Verdict.FAIL}
     assert failed == breaks, _explain(report)
-    others = {rule: v for rule, v in verdicts.items() if rule not in breaks}
+    # A deny whose target is down or whose vantage cannot send proves nothing: never PASS.
+    unproven = {rule for rule in undecided if verdicts[rule] is Verdict.INCONCLUSIVE}
+    assert unproven == undecided, _explain(report)
+    others = {rule: v for rule, v in verdicts.items() if rule not in breaks | undecided}
     assert set(others.values()) == {Verdict.PASS}, _explain(report)
-    assert report.exit_code == 1
+    assert report.exit_code == (1 if breaks else 3)
     for rule in report.rules:
         if rule.rule_id in breaks:
             evidence = [e for h in rule.hops for e in h.evidence if e.verdict is Verdict.FAIL]

@@ -316,9 +316,16 @@ def _wire(topo: Topology, cancel: threading.Event) -> None:
     # Link owners first (their veths create the peers' interfaces), then the leaves.
     steps: list[tuple[str, Callable[[_Links], None]]] = [(topo.fw_netns, partial(_wire_fw, topo))]
     steps += [(a.node.netns, partial(_wire_agent, topo, a.number)) for a in topo.agents]
+    # user-no-route: the user vantage reaches the management LAN only, nothing else.
+    only = FW_MGMT if topo.has_fault("user-no-route") else None
+    steps.append(
+        (
+            topo.user.netns,
+            partial(_wire_leaf, addr=topo.user.addr, gateway=topo.user.gateway, only=only),
+        )
+    )
     steps += [
-        (n.netns, partial(_wire_leaf, addr=n.addr, gateway=n.gateway))
-        for n in (topo.user, *topo.management)
+        (n.netns, partial(_wire_leaf, addr=n.addr, gateway=n.gateway)) for n in topo.management
     ]
     steps += [(c.netns, partial(_wire_container, topo, c)) for c in topo.containers]
     for netns, step in steps:
@@ -400,13 +407,22 @@ def _wire_agent(topo: Topology, number: int, links: _Links) -> None:
         for c in s.containers:
             if c.agent == number:
                 links.up(c.cluster_port, master=s.bridge)
+    if topo.has_fault("agent-down") and fault_targets(topo).agent_down == number:
+        # The agent is off the network: no carrier, no routes; its containers live on.
+        ipr.link("set", index=links.idx("eth0"), state="down")
 
 
-def _wire_leaf(links: _Links, addr: DualStack, gateway: DualStack) -> None:
+def _wire_leaf(
+    links: _Links, addr: DualStack, gateway: DualStack, only: DualStack | None = None
+) -> None:
+    """A host with one uplink: a default route, or a route to the network of `only`."""
     links.up("lo")
     links.up("eth0")
     links.address("eth0", addr)
-    links.default_route(gateway)
+    if only is None:
+        links.default_route(gateway)
+    else:
+        links.route(only, gateway)
 
 
 def _wire_container(topo: Topology, c: Container, links: _Links) -> None:

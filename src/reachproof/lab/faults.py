@@ -4,6 +4,10 @@ Each fault is a deliberate misconfiguration that breaks one documented property;
 names the rules of policies/backend-ai.policy that must FAIL with it applied (every other
 rule must still hold). Where one network property underlies several rules (the overlay
 carries both R10's reachability and R12's SSH mesh), all of them are listed.
+
+`must_not_pass` names the rules a fault leaves undecidable rather than broken: a deny rule
+whose target is down, or whose vantage cannot send, proves nothing, so it must come out
+INCONCLUSIVE (or FAIL), never PASS.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ class Fault:
     summary: str
     breaks: tuple[str, ...]
     how: str  # what the lab changes to apply it
+    must_not_pass: tuple[str, ...] = ()  # INCONCLUSIVE or FAIL, never PASS
 
 
 FAULTS: tuple[Fault, ...] = (
@@ -109,6 +114,21 @@ FAULTS: tuple[Fault, ...] = (
         "an interactive app (tcp/8080) listens in a sub container",
         ("R13",),
         "the service plan adds an app listener to sub1 of the first session that has one",
+    ),
+    Fault(
+        "agent-down",
+        "one agent is off: its services stopped, its address silent",
+        ("R1", "R2", "R8"),
+        "the last agent's services are not started and its uplink is down; its containers "
+        "keep running behind it",
+        must_not_pass=("R3", "R7"),
+    ),
+    Fault(
+        "user-no-route",
+        "the user vantage has no route to the compute LAN or the container networks",
+        (),
+        "the user namespace routes only the management LAN, no default route",
+        must_not_pass=("R3", "R4", "R7"),
     ),
 )
 

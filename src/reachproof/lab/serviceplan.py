@@ -56,7 +56,10 @@ def service_plan(topo: Topology, targets: FaultTargets) -> ServicePlan:
             Listener(proxy.netns, port, ServiceKind.APPPROXY_WORKER, "appproxy-worker", upstreams)
         )
     out += [Listener(db.netns, port, ServiceKind.BANNER, name) for port, name in _DB]
+    down = targets.agent_down if topo.has_fault("agent-down") else None
     for agent in topo.agents:
+        if agent.number == down:
+            continue  # agent-down: none of its services run
         ns, name = agent.node.netns, agent.name
         out += [
             Listener(ns, AGENT_PORTS[0], ServiceKind.BANNER, f"{name} rpc"),

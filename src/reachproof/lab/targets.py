@@ -22,6 +22,7 @@ class FaultTargets:
     env_wrong: Container | None  # last container of the first session with 2+ containers
     ssh_broken: Container | None  # the same container
     app_outside_main: Container | None  # sub1 of the first session with 2+ containers
+    agent_down: int | None  # the last agent, when there are two or more (the first serves checks)
 
 
 def fault_targets(topo: Topology) -> FaultTargets:
@@ -50,6 +51,7 @@ def fault_targets(topo: Topology) -> FaultTargets:
         env_wrong=multi[0].containers[-1] if multi else None,
         ssh_broken=multi[0].containers[-1] if multi else None,
         app_outside_main=multi[0].containers[1] if multi else None,
+        agent_down=topo.agents[-1].number if len(topo.agents) > 1 else None,
     )
     _check(topo, targets)
     return targets
@@ -63,6 +65,7 @@ _NEEDS = {
     "cluster-env-wrong": ("env_wrong", "a session with 2 or more containers"),
     "ssh-mesh-broken": ("ssh_broken", "a session with 2 or more containers"),
     "app-outside-main": ("app_outside_main", "a session with 2 or more containers"),
+    "agent-down": ("agent_down", "2 or more agents (the first one must stay up)"),
 }
 
 

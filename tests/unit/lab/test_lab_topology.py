@@ -23,7 +23,7 @@ ISSUE_FAULTS = {
     "perimeter-open", "agent-rpc-exposed", "container-routed", "published-ports-exposed",
     "management-exposed", "container-to-management", "bridge-filtered", "overlay-blocked",
     "cross-session", "appproxy-broken", "cluster-env-wrong", "ipv6-open", "ssh-mesh-broken",
-    "vxlan-exposed", "app-outside-main",
+    "vxlan-exposed", "app-outside-main", "agent-down", "user-no-route",
 }  # fmt: skip
 POLICY_RULES = {f"R{i}" for i in range(1, 16)}
 
@@ -48,6 +48,8 @@ def test_fault_table_covers_the_issue_and_names_real_rules() -> None:
     for item in FAULTS:
         assert item.summary and item.how
         assert set(item.breaks) <= POLICY_RULES, item.name
+        assert set(item.must_not_pass) <= POLICY_RULES - set(item.breaks), item.name
+        assert item.breaks or item.must_not_pass, item.name
 
 
 def test_namespace_and_interface_names_fit_the_kernel() -> None:
@@ -165,6 +167,18 @@ def test_service_plan_binds_the_worker_range_and_apps_only_in_main1() -> None:
         if item.port == 8080
     }
     assert "rp-s1-sub1" in apps
+
+
+def test_agent_down_stops_the_last_agents_services_only() -> None:
+    topo = _topo(faults=["agent-down"])
+    targets = fault_targets(topo)
+    assert targets.agent_down == topo.agents[-1].number
+    served = {item.netns for item in service_plan(topo, targets).listeners}
+    assert topo.agents[-1].node.netns not in served
+    assert {a.node.netns for a in topo.agents[:-1]} <= served
+    assert {c.netns for c in topo.containers} <= served  # its containers keep running
+    with pytest.raises(UsageError, match="2 or more agents"):
+        fault_targets(_topo(agents=1, sessions="single-node:1", faults=["agent-down"]))
 
 
 def test_cluster_env_wrong_changes_one_vantage_only() -> None:
