@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labkit import skip_reason, unique_prefix
+from labkit import require_lab, unique_prefix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "worker"))
 from workerkit import Worker, port_states
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 KINDS = ("tcp-syn", "tcp-connect", "udp", "icmp")
 
