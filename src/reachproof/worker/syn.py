@@ -49,6 +49,23 @@ TRACE_TRIES = 3
 DEGRADED = "raw sockets not permitted: connect probes used"
 
 
+def reserve_port(family: int) -> socket.socket:
+    """A bound socket that holds a source port for one session's raw SYNs.
+
+    Bound to the wildcard address: a port bound on one local address only may be handed out
+    again for another address (a container with two bridges sweeps from both), and the raw
+    receiver knows answers by port alone. The wildcard makes the kernel refuse the port to
+    every other bind and connect of this namespace while the session lives.
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.bind(("0.0.0.0" if family == socket.AF_INET else "::", 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class SynSession:
     """One probe's raw conversation: a reserved local port, a cookie key, its answer queue."""
 
@@ -58,9 +75,8 @@ class SynSession:
         self.family = target.family
         self.dst = socket.inet_pton(target.family, target.address)
         self.address = (target.address, 0)
-        # A bound socket reserves the source port, so no other probe or connection uses it.
-        self.reservation = socket.socket(target.family, socket.SOCK_STREAM)
-        self.reservation.bind((source, 0))
+        self.source = source
+        self.reservation = reserve_port(target.family)
         self.sport = int(self.reservation.getsockname()[1])
         self.key = secrets.randbits(32)
         self.template = syn_template(self.sport)
@@ -70,7 +86,11 @@ class SynSession:
             else 0
         )
         self.events: deque[tuple[str, tuple[Any, ...], float]] = deque()
-        self.hub.register(("tcp", self.sport), self._queue)
+        try:
+            self.hub.register(("tcp", self.sport), self._queue)
+        except BaseException:
+            self.reservation.close()
+            raise
 
     def _queue(self, kind: str, reply: tuple[Any, ...]) -> None:
         self.events.append((kind, reply, time.monotonic()))
@@ -221,7 +241,7 @@ def _ntop(packed: bytes) -> str:
 def trace(session: SynSession, port: int, ttl: int, wait: float) -> tuple[str, str | None]:
     """One TTL-limited SYN (from a fresh source port): ("router", address) if it expired on
     the way, ("target", None) if it drew a reset or SYN-ACK, ("silent", None) otherwise."""
-    probe = SynSession(session.hub, session.target, _source_of(session))
+    probe = SynSession(session.hub, session.target, session.source)
     try:
         packet = probe.packet(port)
         for _ in range(TRACE_TRIES):
@@ -252,10 +272,6 @@ def trace(session: SynSession, port: int, ttl: int, wait: float) -> tuple[str, s
         return "silent", None
     finally:
         probe.close()
-
-
-def _source_of(session: SynSession) -> str:
-    return str(session.reservation.getsockname()[0])
 
 
 def attribute_resets(session: SynSession, sweep: Sweep, report: ProbeReport) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from reachproof.worker.bundle import worker_source
 from reachproof.worker.protocol import BOOTSTRAP
+from reachproof.worker.rawhub import RawHub
 
 Message = dict[str, Any]
 REPLY_TIMEOUT = 30.0
@@ -164,3 +165,11 @@ def record_of(result: Message, port: int) -> Message:
         if any(first <= port <= last for first, last in record["ports"]):
             return dict(record)
     raise AssertionError(f"port {port} missing from {result}")
+
+
+class KeyTable(RawHub):
+    """RawHub's own key table (register/unregister), without raw sockets or a reader thread."""
+
+    def __init__(self) -> None:
+        self._handlers = {}
+        self._lock = threading.Lock()
