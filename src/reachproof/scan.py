@@ -48,21 +48,19 @@ def scan_command(
         float | None, typer.Option("--timeout", help="Seconds to wait for one attempt.")
     ] = None,
     attempts: Annotated[
-        int | None, typer.Option("--attempts", help="Attempts per silent port (at least 2).")
+        int | None, typer.Option("--attempts", help="Most attempts per silent port (at least 2).")
     ] = None,
 ) -> None:
     """Scan TARGET... from one vantage point with nmap-like output (port, state, reason, ttl)."""
-    from dataclasses import replace
-
     from rich.console import Console
 
     from reachproof.cli import user_errors
     from reachproof.engine.engine import run_specs
-    from reachproof.engine.options import EngineOptions, TcpEngine
     from reachproof.engine.scan_view import (
         render_json,
         render_table,
         resolve_targets,
+        scan_options,
         scan_ports,
         scan_specs,
         scan_vantage,
@@ -76,13 +74,7 @@ def scan_command(
         source = scan_vantage(loaded, vantage)
         port_set = scan_ports(ports)
         specs = scan_specs(source, resolve_targets(loaded, targets), port_set)
-        options = EngineOptions(engine=TcpEngine(engine.value))
-        if pps is not None:
-            options = replace(options, pps=pps, vantage_pps=pps)
-        if timeout is not None:
-            options = replace(options, timeout=timeout)
-        if attempts is not None:
-            options = replace(options, attempts=attempts)
+        options = scan_options(engine.value, pps, timeout, attempts)
         started = time.monotonic()
         plan = Plan("scan", (), specs)
         with vantage_progress(plan, Console(stderr=True)) as progress:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from enginelab import Truth, ground_truth_cases, lab_inventory, mismatches, port_states, spec
@@ -16,12 +18,20 @@ from reachproof.lab.netns import netns_path
 from reachproof.observation import PortState
 from reachproof.ports import PortSet
 
+# The worker's test client lives with the unit tests of the worker.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "worker"))
+from workerkit import Worker, record_of
+
 pytestmark = pytest.mark.lab
 require_lab()
 
 FAULTS = ("agent-rpc-exposed", "container-routed", "bridge-filtered")
 LOSS_RUNS = 20
 LOSS_TABLE = "rpeloss"
+
+
+def detail(result: dict[str, object], key: str) -> list[str]:
+    return [v for k, v in result["detail"] if k == key]  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +102,21 @@ def test_full_range_sweep_under_loss_finds_every_open_port(
         if found != want_open:
             misses.append(f"{obs.spec_id}: open {sorted(found)}, expected {sorted(want_open)}")
     assert misses == []
+
+
+def test_loss_seen_on_one_path_grows_the_attempts_of_a_silent_neighbour(
+    fault_lab: LabHandle, lossy_perimeter: None
+) -> None:
+    topo = fault_lab.topology
+    routed = str(topo.sessions[0].containers[0].addr.v4.ip)  # answers: its ports are closed
+    dropped = str(topo.agents[0].node.addr.v4.ip)  # the perimeter drops all of it: no answer
+    with Worker(prefix=["ip", "netns", "exec", topo.user.netns]) as worker:
+        answering = worker.probe("tcp-syn", routed, [(1, 4000)], timeout=0.3, attempts=10)
+        silent = worker.probe("tcp-syn", dropped, [(1, 500)], timeout=0.3, attempts=10)
+    [seen] = detail(answering, "loss")
+    measured = float(seen.split()[0])
+    assert 0.1 < measured < 0.3, seen  # 10 % each way: p ≈ 0.19 per attempt
+    [borrowed] = detail(silent, "loss")
+    assert "this vantage" in borrowed, borrowed
+    filtered = record_of(silent, 1)
+    assert filtered["state"] == "filtered" and filtered["attempts"] >= 7, borrowed

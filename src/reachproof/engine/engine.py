@@ -59,6 +59,8 @@ async def _observe_all(
     observed = await observe_confirmed(
         specs, inventory, options, progress, observe, _source(options)
     )
+    if not options.recheck:
+        return observed
     return await recheck_silent(specs, observed, inventory, options, observe)
 
 

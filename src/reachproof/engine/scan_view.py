@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_address
 
+from reachproof.engine.options import EngineOptions, TcpEngine
 from reachproof.engine.scope import OutOfScopeError
 from reachproof.errors import UsageError
 from reachproof.inventory.model import Inventory, Vantage
@@ -77,6 +78,21 @@ def resolve_targets(inventory: Inventory, names: Sequence[str]) -> tuple[ScanTar
             )
         out.append(ScanTarget(name, owners.get(address), str(address), address.version))
     return tuple(dict.fromkeys(out))
+
+
+def scan_options(
+    engine: str, pps: int | None, timeout: float | None, attempts: int | None
+) -> EngineOptions:
+    """The engine options of a scan: the defaults but what the command line gives, and no
+    re-check, which exists for rules a scan does not judge (engine/recheck.py)."""
+    options = EngineOptions(engine=TcpEngine(engine), recheck=False)
+    if pps is not None:
+        options = replace(options, pps=pps, vantage_pps=pps)
+    if timeout is not None:
+        options = replace(options, timeout=timeout)
+    if attempts is not None:
+        options = replace(options, attempts=attempts)
+    return options
 
 
 def scan_specs(

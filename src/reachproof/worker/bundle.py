@@ -25,6 +25,7 @@ SHIPPED_MODULES = (
     "reachproof.worker.local",
     "reachproof.worker.addresses",
     "reachproof.worker.pacing",
+    "reachproof.worker.loss",
     "reachproof.worker.icmp_errors",
     "reachproof.worker.target",
     "reachproof.worker.connect",

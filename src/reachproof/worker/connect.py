@@ -19,6 +19,7 @@ from collections import deque
 
 from reachproof.worker.icmp_errors import classify, enable_recverr, read_error_queue
 from reachproof.worker.local import local_failure
+from reachproof.worker.loss import MIN_ATTEMPTS, MUST_ANSWER, attempts_for, meter
 from reachproof.worker.pacing import fd_budget, shared_pacer
 from reachproof.worker.target import Target
 from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
@@ -77,12 +78,24 @@ def run_connect(request: Request, target: Target, report: ProbeReport, progress:
     in_flight: dict[int, _Attempt] = {}
     selector = selectors.DefaultSelector()
     outcomes = report.outcomes
+    losses = meter()
+    # Loss on the path as it shows (see `loss`): answers to first attempts, and ports that
+    # answered only their second.
+    tally = {1: 0, 2: 0}
 
     def finish(item: _Attempt, outcome: Outcome) -> None:
         selector.unregister(item.sock)
         del in_flight[item.sock.fileno()]
         _close(item.sock, outcome.state == "open")
         outcomes[item.port] = outcome
+        if outcome.reason in MUST_ANSWER and item.attempt in tally:
+            tally[item.attempt] += 1
+
+    def allowed(attempt: int) -> int:
+        if attempt < MIN_ATTEMPTS:
+            return MIN_ATTEMPTS
+        estimate = losses.estimate(target.address, tally[1], tally[2])
+        return attempts_for(estimate.loss, request.attempts)
 
     try:
         while queue or in_flight:
@@ -116,11 +129,15 @@ def run_connect(request: Request, target: Target, report: ProbeReport, progress:
                 selector.unregister(item.sock)
                 del in_flight[item.sock.fileno()]
                 item.sock.close()
-                if item.attempt < request.attempts:
+                if item.attempt < min(request.attempts, allowed(item.attempt)):
                     queue.append((item.port, item.attempt + 1))
                 else:
                     outcomes[item.port] = Outcome("filtered", "timeout", item.attempt)
             progress.update(len(outcomes))
+        estimate = losses.estimate(target.address, tally[1], tally[2])
+        losses.record(target.address, tally[1], tally[2])
+        most = max((o.attempts for o in outcomes.values() if o.state == "filtered"), default=1)
+        report.add_detail("loss", estimate.describe(most))
     finally:
         for item in list(in_flight.values()):
             item.sock.close()

@@ -23,6 +23,7 @@ from reachproof.worker.connect import run_connect
 from reachproof.worker.http import run_http, run_websocket
 from reachproof.worker.icmp import run_icmp
 from reachproof.worker.local import route_failure
+from reachproof.worker.loss import attempts_for, meter
 from reachproof.worker.sensor import run_sense, stop_sensor
 from reachproof.worker.syn import run_syn
 from reachproof.worker.target import NoSuchHost, OutOfScope, Target, resolve_target
@@ -38,6 +39,8 @@ from reachproof.worker.wire import (
 )
 
 MAX_CONCURRENT_PROBES = 32
+# Probe kinds that measure the path's loss themselves and size their retries on it.
+MEASURING = (protocol.KIND_TCP_SYN, protocol.KIND_TCP_CONNECT)
 
 if TYPE_CHECKING:  # subscripted ABCs fail at runtime on the Python 3.8 a vantage may have
     NetworkProbe = Callable[[Request, Target, ProbeReport, Progress], None]
@@ -96,6 +99,11 @@ def _run_network(request: Request, report: ProbeReport, progress: Progress) -> N
         for port in request.ports:
             report.outcomes[port] = Outcome("error", unroutable, 0)
         return
+    if request.kind not in MEASURING:
+        # Silence here tells no loss; the path's tally from the TCP sweeps decides.
+        estimate = meter().estimate(target.address)
+        request = request._replace(attempts=attempts_for(estimate.loss, request.attempts))
+        report.add_detail("loss", estimate.describe(request.attempts))
     runner(request, target, report, progress)
 
 

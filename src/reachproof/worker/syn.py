@@ -1,8 +1,9 @@
 """`tcp-syn` probes: raw SYNs in rounds, answers matched by cookie, resets attributed by hop.
 
 Rounds: send to every port, wait `timeout` after the last send, resend only to the ports
-still silent, up to `attempts` rounds; an answer in any round decides the port. Handshakes
-are never completed: the vantage's kernel resets the SYN-ACKs for a port it does not know.
+still silent; an answer in any round decides the port. Silent ports get 2 rounds, more where
+the first two show loss on the path (`loss`), at most `attempts`. Handshakes are never
+completed: the vantage's kernel resets the SYN-ACKs for a port it does not know.
 
 The send loop is the hot path (≥ 100k packets/s): one prebuilt header patched in place with
 a single `pack_into`, the IPv4 checksum computed incrementally (see `packets`), pacing per
@@ -23,6 +24,14 @@ from reachproof.worker.connect import run_connect
 from reachproof.worker.hops import forged_by_hop, hops_of, trace_ttl
 from reachproof.worker.icmp_errors import IcmpError, classify, is_time_exceeded
 from reachproof.worker.local import local_failure
+from reachproof.worker.loss import (
+    MIN_ATTEMPTS,
+    MUST_ANSWER,
+    Estimate,
+    LossMeter,
+    attempts_for,
+    meter,
+)
 from reachproof.worker.pacing import shared_pacer
 from reachproof.worker.packets import (
     ACK,
@@ -44,6 +53,7 @@ from reachproof.worker.target import Target, route_source
 from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
 
 BATCH = 256  # packets between pacing, progress and answer draining
+SAMPLE = 256  # answered ports re-sent to in round 2 to measure the path's loss
 POLL = 0.01
 TRACE_TRIES = 3
 DEGRADED = "raw sockets not permitted: connect probes used"
@@ -156,52 +166,104 @@ class SynSession:
 
 
 class Sweep:
-    """The rounds of one probe and what each port ended as."""
+    """The rounds of one probe and what each port ended as.
 
-    def __init__(self, session: SynSession, request: Request) -> None:
+    Round 1 goes to every port; round 2 to the ports still silent, plus a re-send to a sample
+    of ports that answered; what the two rounds show of the path's loss (see `loss`) decides
+    how many more rounds the silent ports get.
+    """
+
+    def __init__(self, session: SynSession, request: Request, losses: LossMeter) -> None:
         self.session = session
         self.request = request
+        self.losses = losses
         self.answers: dict[int, Outcome] = {}
         self.sent_at: dict[int, float] = {}
         self.attempt_of: dict[int, int] = {}
+        self.resent: dict[int, float] = {}  # sample port -> when its must-answer SYN left
+        self.reanswered: set[int] = set()
         self.version = 4 if session.family == socket.AF_INET else 6
         self.packets = 0  # SYNs sent over all rounds
         self.sending = 0.0  # seconds spent in send loops (pacing included, waits not)
+        self.attempts = 0  # rounds sent
+        self.estimate = Estimate(0.0, 0, 0, "none")
+        self.decided = False  # whether round 2 measured the loss
 
     def rate(self) -> str:
         pps = self.packets / self.sending if self.sending > 0 else 0.0
         return f"{self.packets} packets in {self.sending:.3f}s: {pps:.0f} per second"
 
+    def loss_note(self) -> str:
+        if self.decided:
+            return self.estimate.describe(self.attempts)
+        if len(self.answers) == len(self.request.ports) and self.attempts <= 1:
+            return "not measured: every port answered the first attempt"
+        return f"not measured: {self.attempts} attempt(s) requested"
+
     def run(self, progress: Progress) -> None:
+        most = self.request.attempts
+        planned = min(most, MIN_ATTEMPTS)
+        silent = list(self.request.ports)
+        first: list[int] = []  # ports that answered the first round with a SYN-ACK or reset
+        while self.attempts < planned and silent:
+            self.attempts += 1
+            sample = _sample(first, self.answers) if self.attempts == 2 else []
+            self._round(silent, sample, progress)
+            silent = [p for p in silent if p not in self.answers]
+            if self.attempts == 1:
+                first = [p for p, o in self.answers.items() if o.reason in MUST_ANSWER]
+                if not silent:  # every answer came: no loss among the ports that answer
+                    self.losses.record(self.session.target.address, len(first), 0)
+            elif self.attempts == 2:
+                planned = self._decide(first, sample, most)
+        for port in silent:
+            self.answers[port] = Outcome("filtered", "timeout", self.attempts)
+
+    def _decide(self, first: list[int], sample: list[int], most: int) -> int:
+        """Tally round 2's evidence of loss, record it, and plan the rounds it calls for."""
+        recovered = sum(
+            1
+            for p, o in self.answers.items()
+            if self.attempt_of.get(p) == 2 and o.reason in MUST_ANSWER
+        )
+        trials = len(first) + len(sample)
+        lost = recovered + len(sample) - len(self.reanswered)
+        path = self.session.target.address
+        self.estimate = self.losses.estimate(path, trials, lost)
+        self.losses.record(path, trials, lost)
+        self.decided = True
+        return attempts_for(self.estimate.loss, most)
+
+    def _round(self, silent: list[int], sample: list[int], progress: Progress) -> None:
         request = self.request
         pacer = shared_pacer(request.pps)
         failed: dict[int, int] = {}
-        silent = list(request.ports)
-        for attempt in range(1, request.attempts + 1):
-            if not silent:
-                break
-            round_started = time.monotonic()
-            for start in range(0, len(silent), BATCH):
-                batch = silent[start : start + BATCH]
-                self.sent_at.update(dict.fromkeys(batch, time.monotonic()))
-                self.attempt_of.update(dict.fromkeys(batch, attempt))
-                self.session.send(batch, failed)
-                pacer.take(len(batch))
-                self.drain()
-                progress.update(len(self.answers))
-            self.packets += len(silent)
-            self.sending += time.monotonic() - round_started
-            deadline = time.monotonic() + request.timeout
-            while time.monotonic() < deadline and len(self.answers) < len(request.ports):
-                time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
-                self.drain()
-                progress.update(len(self.answers))
-            for port, code in failed.items():
-                self.answers.setdefault(port, local_failure(code, attempt))
-            failed.clear()
-            silent = [p for p in silent if p not in self.answers]
-        for port in silent:
-            self.answers[port] = Outcome("filtered", "timeout", request.attempts)
+        attempt = self.attempts
+        round_started = time.monotonic()
+        if sample:
+            self.resent.update(dict.fromkeys(sample, time.monotonic()))
+            self.session.send(sample, {})  # an error here shows as a lost re-send
+            pacer.take(len(sample))
+        for start in range(0, len(silent), BATCH):
+            batch = silent[start : start + BATCH]
+            self.sent_at.update(dict.fromkeys(batch, time.monotonic()))
+            self.attempt_of.update(dict.fromkeys(batch, attempt))
+            self.session.send(batch, failed)
+            pacer.take(len(batch))
+            self.drain()
+            progress.update(len(self.answers))
+        self.packets += len(silent) + len(sample)
+        self.sending += time.monotonic() - round_started
+        deadline = time.monotonic() + request.timeout
+        total = len(request.ports)
+        while time.monotonic() < deadline and (
+            len(self.answers) < total or len(self.reanswered) < len(sample)
+        ):
+            time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+            self.drain()
+            progress.update(len(self.answers))
+        for port, code in failed.items():
+            self.answers.setdefault(port, local_failure(code, attempt))
 
     def drain(self) -> None:
         events = self.session.events
@@ -213,9 +275,13 @@ class Sweep:
             kind, reply, at = events.popleft()
             if kind == "tcp":
                 src, port, _dport, flags, ack, ttl = reply
-                if src != dst or port in answers or port not in attempt_of:
+                if src != dst or port not in attempt_of:
                     continue
                 if (ack - 1) & MASK32 != cookie(key, port):
+                    continue
+                if port in answers:
+                    if port in self.resent and at >= self.resent[port]:
+                        self.reanswered.add(port)
                     continue
                 rtt = (at - self.sent_at[port]) * 1000.0
                 if flags & SYN and flags & ACK:
@@ -232,6 +298,15 @@ class Sweep:
                 state, reason = classify(error, self.session.target.address, "tcp")
                 rtt = (at - self.sent_at[port]) * 1000.0
                 answers[port] = Outcome(state, reason, attempt_of[port], rtt, ttl)
+
+
+def _sample(first: list[int], answers: dict[int, Outcome]) -> list[int]:
+    """Up to SAMPLE ports that answered round 1, resets first: a SYN-ACK is retransmitted by
+    the target when our kernel's reset to it is lost, which would pass for a fresh answer."""
+    resets = [p for p in first if answers[p].reason == "rst"]
+    chosen = resets if len(resets) >= SAMPLE else resets + [p for p in first if p not in resets]
+    step = max(1, len(chosen) // SAMPLE)
+    return chosen[::step][:SAMPLE]
 
 
 def _ntop(packed: bytes) -> str:
@@ -332,9 +407,10 @@ def run_syn(request: Request, target: Target, report: ProbeReport, progress: Pro
         return
     session = SynSession(shared, target, source)
     try:
-        sweep = Sweep(session, request)
+        sweep = Sweep(session, request, meter())
         sweep.run(progress)
         report.add_detail("sent", sweep.rate())
+        report.add_detail("loss", sweep.loss_note())
         try:
             attribute_resets(session, sweep, report)
         except OSError as exc:

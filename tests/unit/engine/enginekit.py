@@ -13,6 +13,7 @@ from reachproof.worker.protocol import VERSION
 
 # A stdlib-only worker that speaks the wire protocol. MODE picks the misbehaviour:
 #   ok       answers every probe: OPEN ports open, the rest closed, grouped in runs
+#   filtered as ok, but the ports not in OPEN are filtered (2 attempts)
 #   silent   never says hello
 #   die      says hello, exits with a message on stderr when the first probe arrives
 #   hang     says hello, never answers a probe
@@ -27,6 +28,7 @@ import json, os, sys, time
 MODE = {mode!r}
 OPEN = set({open_ports!r})
 RAW = {raw!r}
+SHUT = "filtered" if MODE == "filtered" else "closed"
 
 def send(message):
     sys.stdout.write(json.dumps(message) + "\n")
@@ -36,13 +38,14 @@ def runs(ports):
     out = []
     for first, last in ports:
         for port in range(first, last + 1):
-            state = "open" if port in OPEN else "closed"
-            reason = "syn-ack" if state == "open" else "rst"
+            state = "open" if port in OPEN else SHUT
+            reason = {{"open": "syn-ack", "closed": "rst", "filtered": "timeout"}}[state]
             if out and out[-1]["state"] == state and out[-1]["ports"][-1][1] == port - 1:
                 out[-1]["ports"][-1][1] = port
             else:
                 out.append({{"ports": [[port, port]], "state": state, "reason": reason,
-                            "attempts": 1, "rtt_ms": 0.1, "ttl": 64}})
+                            "attempts": 1 if state != "filtered" else 2, "rtt_ms": 0.1,
+                            "ttl": 64}})
     return out
 
 def main():

@@ -1,18 +1,26 @@
-"""Re-check before failing: silence that would fail an allow/reach rule is probed again."""
+"""Re-check before failing: silence that would fail an allow/reach rule is probed again,
+and only there (never by `scan`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
-from reachproof.engine.options import EngineOptions
+import pytest
+from enginekit import fake_worker, local_inventory, tcp_spec
+
+from reachproof.engine import run_specs
+from reachproof.engine.options import EngineOptions, TcpEngine
 from reachproof.engine.progress import ProgressSink
 from reachproof.engine.recheck import merge, recheck_silent, silent_ports
+from reachproof.engine.scan_view import scan_options
 from reachproof.inventory.model import Inventory
 from reachproof.observation import Observation, PortResult, PortState
 from reachproof.plan import Expectation, ProbeKind, ProbeSpec
 from reachproof.policy.ast import Action
 from reachproof.ports import PortSet
+from reachproof.scan import ScanEngine
 
 S = PortState
 
@@ -91,3 +99,18 @@ def test_recheck_runs_gently_and_only_on_silent_ports() -> None:
         "1-95": "closed",
         "96-100": "open",
     }
+
+
+@pytest.mark.parametrize("recheck", [True, False])
+def test_the_recheck_runs_only_where_the_options_ask(recheck: bool) -> None:
+    reach = replace(tcp_spec("20-25"), expect=Expectation(Action.REACH))
+    options = EngineOptions(worker_source=fake_worker("filtered", (22,)), recheck=recheck)
+    [observed] = run_specs([reach], local_inventory(), options)
+    assert (("rechecked", "20-21,23-25") in observed.detail) is recheck
+
+
+def test_scan_judges_no_rule_so_it_never_rechecks() -> None:
+    assert scan_options(ScanEngine.SYN, pps=None, timeout=None, attempts=None).recheck is False
+    assert scan_options(ScanEngine.NMAP, 5000, 0.5, 3) == EngineOptions(
+        engine=TcpEngine.NMAP, pps=5000, vantage_pps=5000, timeout=0.5, attempts=3, recheck=False
+    )
