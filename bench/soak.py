@@ -65,6 +65,16 @@ def stop_hog(hog: subprocess.Popen[bytes]) -> None:
         hog.wait()
 
 
+def tear_down(prefix: str) -> bool:
+    """Remove the lab; a failure is reported (with what is left), not raised over the figures."""
+    try:
+        teardown(prefix)
+    except (OSError, ReachproofError) as exc:
+        print(f"lab teardown failed, `reachproof lab down --prefix {prefix}` is needed: {exc}")
+        return False
+    return True
+
+
 def outcome(report: Report) -> Outcome:
     return tuple((r.rule_id, str(r.verdict)) for r in report.rules)
 
@@ -132,12 +142,14 @@ def main() -> int:
                 counts = Counter(v for _, v in outcomes[-1])
                 summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
                 print(f"run {run}/{args.runs}: {walls[-1]:.1f} s, {summary}", flush=True)
+                for line in notes:  # as it happens: a soak cut short still told why
+                    print(f"  {line}", flush=True)
         except ReachproofError as exc:
             print(f"check failed: {exc}")
             return 1
         finally:
             stop_hog(hog)
-            teardown(args.prefix)
+            torn_down = tear_down(args.prefix)
     if not outcomes:
         return 1
     common, same = Counter(outcomes).most_common(1)[0]
@@ -152,7 +164,7 @@ def main() -> int:
         print(f"\nrun {run}:")
         for line in notes:
             print(f"  {line}")
-    return 0 if same == len(outcomes) and all_pass else 1
+    return 0 if same == len(outcomes) and all_pass and torn_down else 1
 
 
 if __name__ == "__main__":
