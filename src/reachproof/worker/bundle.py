@@ -31,6 +31,7 @@ SHIPPED_MODULES = (
     "reachproof.worker.connect",
     "reachproof.worker.packets",
     "reachproof.worker.rawhub",
+    "reachproof.worker.batch",
     "reachproof.worker.hops",
     "reachproof.worker.syn",
     "reachproof.worker.udp",

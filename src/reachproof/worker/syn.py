@@ -5,9 +5,10 @@ still silent; an answer in any round decides the port. Silent ports get 2 rounds
 the first two show loss on the path (`loss`), at most `attempts`. Handshakes are never
 completed: the vantage's kernel resets the SYN-ACKs for a port it does not know.
 
-The send loop is the hot path (≥ 100k packets/s): one prebuilt header patched in place with
-a single `pack_into`, the IPv4 checksum computed incrementally (see `packets`), pacing per
-batch. Hop attribution of resets is described in `hops`.
+The send loop is the hot path: packets go out in sendmmsg batches (`batch`), each slot a
+prebuilt header patched in place with a single `pack_into`, the IPv4 checksum computed
+incrementally (see `packets`), pacing per batch; one sendto per packet where sendmmsg is
+not available. Hop attribution of resets is described in `hops`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections import deque
 from typing import Any
 
+from reachproof.worker.batch import SLOTS, BatchSender, open_batch
 from reachproof.worker.connect import run_connect
 from reachproof.worker.hops import forged_by_hop, hops_of, trace_ttl
 from reachproof.worker.icmp_errors import IcmpError, classify, is_time_exceeded
@@ -42,6 +44,7 @@ from reachproof.worker.packets import (
     PATCH_V6,
     RST,
     SYN,
+    TCP_HEADER,
     WINDOW,
     cookie,
     syn_template,
@@ -96,6 +99,8 @@ class SynSession:
             else 0
         )
         self.events: deque[tuple[str, tuple[Any, ...], float]] = deque()
+        self.batch: BatchSender | None = None  # opened on first send (`sender`)
+        self._sender_note: str | None = None
         try:
             self.hub.register(("tcp", self.sport), self._queue)
         except BaseException:
@@ -119,8 +124,57 @@ class SynSession:
             PATCH_V6.pack_into(buf, 2, port, seq)
         return bytes(buf)
 
+    def sender(self) -> str:
+        """How this session's packets leave (sendmmsg batches, or why one by one)."""
+        if self._sender_note is None:
+            self.batch, self._sender_note = open_batch(
+                self.hub.tcp, self.family, self.target.address, bytes(self.template)
+            )
+        return self._sender_note
+
     def send(self, ports: list[int], failed: dict[int, int]) -> None:
-        """The hot loop; ports the kernel refuses to send to land in `failed` (errno)."""
+        """Send a SYN to every port; ports the kernel refuses land in `failed` (errno)."""
+        self.sender()
+        if self.batch is None:
+            self._send_each(ports, failed)
+            return
+        for start in range(0, len(ports), SLOTS):
+            chunk = ports[start : start + SLOTS]
+            self.fill(chunk)
+            for slot, code in self.batch.send(len(chunk), self._wait_writable).items():
+                failed[chunk[slot]] = code
+
+    def fill(self, ports: list[int]) -> None:
+        """The hot loop of the batch path: patch one slot of the batch per port."""
+        assert self.batch is not None
+        buf = self.batch.buffer
+        key = self.key
+        mix = COOKIE_MIX
+        offset = 2
+        if self.family == socket.AF_INET:
+            patch = PATCH_V4.pack_into
+            base = self.base
+            flags = OFFSET_FLAGS
+            window = WINDOW
+            for port in ports:
+                seq = ((port * mix) ^ key) & MASK32
+                total = base + port + (seq >> 16) + (seq & 0xFFFF)
+                total = (total & 0xFFFF) + (total >> 16)
+                total = (total & 0xFFFF) + (total >> 16)
+                patch(buf, offset, port, seq, 0, flags, window, ~total & 0xFFFF)
+                offset += TCP_HEADER
+        else:
+            patch6 = PATCH_V6.pack_into
+            for port in ports:
+                patch6(buf, offset, port, ((port * mix) ^ key) & MASK32)
+                offset += TCP_HEADER
+
+    def _wait_writable(self) -> None:
+        select.select([], [self.hub.tcp], [], 0.05)
+        time.sleep(0.001)
+
+    def _send_each(self, ports: list[int], failed: dict[int, int]) -> None:
+        """Where sendmmsg is not available: one sendto per packet."""
         buf = self.template
         sendto = self.hub.tcp.sendto
         address = self.address
@@ -153,8 +207,7 @@ class SynSession:
     def _send_failed(self, buf: bytearray, port: int, exc: OSError, failed: dict[int, int]) -> None:
         if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
             # The shared socket is non-blocking (its reader must never block): wait, retry once.
-            select.select([], [self.hub.tcp], [], 0.05)
-            time.sleep(0.001)
+            self._wait_writable()
             try:
                 self.hub.tcp.sendto(buf, self.address)
                 return
@@ -410,6 +463,7 @@ def run_syn(request: Request, target: Target, report: ProbeReport, progress: Pro
         sweep = Sweep(session, request, meter())
         sweep.run(progress)
         report.add_detail("sent", sweep.rate())
+        report.add_detail("sender", session.sender())
         report.add_detail("loss", sweep.loss_note())
         try:
             attribute_resets(session, sweep, report)
