@@ -63,7 +63,7 @@ def _sweep(first: int, last: int) -> tuple[dict[int, tuple[str, str]], str]:
     session = SynSession(hub(socket.AF_INET), target, "127.0.0.1")
     try:
         request = Request("b", "tcp-syn", "127.0.0.1", 4, None, list(range(first, last + 1)),
-                          0.3, 2, 0, {})  # fmt: skip
+                          0.3, 2, 0, {}, frozenset({"127.0.0.1"}))  # fmt: skip
         sweep = Sweep(session, request, LossMeter())
         sweep.run(Progress(Output(lambda _line: None, lambda: None), "b", len(request.ports)))
         return {p: (o.state, o.reason) for p, o in sweep.answers.items()}, session.sender()

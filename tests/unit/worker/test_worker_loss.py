@@ -54,7 +54,9 @@ class FakePath:
 
 
 def sweep(path: FakePath, ports: range, losses: LossMeter, most: int = MOST) -> Sweep:
-    request = Request("t", "tcp-syn", ADDRESS, 4, None, list(ports), 0.005, most, 0, {})
+    request = Request(
+        "t", "tcp-syn", ADDRESS, 4, None, list(ports), 0.005, most, 0, {}, frozenset({ADDRESS})
+    )
     done = Sweep(cast(SynSession, path), request, losses)
     done.run(Progress(Output(lambda _line: None, lambda: None), "t", len(ports)))
     return done
