@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labkit import skip_reason, unique_prefix
+from labkit import require_lab, unique_prefix
 
 from reachproof.lab.netns import create_netns, remove_netns, run_in_netns
 from reachproof.worker.syn import SynSession
@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "worker"))
 from workerkit import KeyTable
 
 pytestmark = pytest.mark.lab
-if skip_reason():
-    pytest.skip(skip_reason() or "", allow_module_level=True)
+require_lab()
 
 RANGE = (40000, 40001)
 

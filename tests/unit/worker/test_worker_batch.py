@@ -3,13 +3,13 @@ whether packets leave in sendmmsg batches or one sendto at a time (loopback, roo
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 
 import pytest
 from workerkit import KeyTable
 
+from prereq import require
 from reachproof.worker import batch
 from reachproof.worker.loss import LossMeter
 from reachproof.worker.packets import TCP_HEADER
@@ -71,10 +71,10 @@ def _sweep(first: int, last: int) -> tuple[dict[int, tuple[str, str]], str]:
         session.close()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root")
 def test_batched_and_single_sends_see_the_same_ports(
     listening: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    require(root=True)  # raw sockets
     first, last = max(1, listening - 1500), min(65535, listening + 1500)
     batched, how = _sweep(first, last)
     assert how == f"sendmmsg, {batch.SLOTS} packets per call"
