@@ -59,6 +59,8 @@ class CleanLab:
 # What every lab test needs: root for namespaces, nft for the firewalls, nsenter (util-linux).
 LAB_PROGRAMS = ("nft", "nsenter")
 SERVICES_MODULE = "reachproof.lab.services.__main__"
+# What `lab up --ssh` needs besides (Debian's openssh-server and openssh-client).
+SSH_PROGRAMS = ("sshd", "ssh", "ssh-keygen")
 
 
 def require_lab(*programs: str) -> None:
@@ -81,10 +83,11 @@ def lab(
     faults: tuple[str, ...] = (),
     perimeter: str = "drop",
     services: bool = True,
+    ssh: bool = False,
 ) -> Iterator[LabHandle]:
     """A lab that is torn down whatever happens in the block (also on KeyboardInterrupt)."""
     prefix = unique_prefix(tag)
-    options = LabOptions.create(agents, sessions, faults, prefix, perimeter)
+    options = LabOptions.create(agents, sessions, faults, prefix, perimeter, ssh)
     try:
         handle = build_lab(
             options, tmp / f"{prefix}.yaml", **({} if services else {"supervisor": None})

@@ -1,5 +1,6 @@
 """Apply a Topology: namespaces, links, addresses, routes (pyroute2), firewalls (nft), hosts
-files, inventory and the service supervisor. `build_lab` is what `reachproof lab up` runs.
+files, inventory, the service supervisor and, with `ssh`, the lab's sshd (lab/sshd.py) and
+its ssh inventory. `build_lab` is what `reachproof lab up` runs.
 
 Speed: all netlink work runs in one worker thread that steps from namespace to namespace
 (one IPRoute socket per namespace, veths created straight into their peer namespace), since
@@ -29,8 +30,9 @@ from pyroute2 import IPRoute
 
 from reachproof.errors import LabError, ReachproofError
 from reachproof.inventory.dump import dump_inventory
-from reachproof.inventory.model import SessionMode
-from reachproof.lab.inventory import hosts_file_text, lab_inventory
+from reachproof.inventory.model import Inventory, SessionMode
+from reachproof.lab import sshd
+from reachproof.lab.inventory import hosts_file_text, lab_inventory, ssh_hosts, ssh_inventory
 from reachproof.lab.netns import (
     ETC_NETNS_DIR,
     Connect,
@@ -104,6 +106,11 @@ def default_inventory_path(prefix: str) -> Path:
     return Path(f".reachproof/lab/{prefix}/inventory.yaml")
 
 
+def ssh_inventory_path(inventory: Path) -> Path:
+    """Where `lab up --ssh` writes the ssh inventory: next to the netns one."""
+    return inventory.with_name(f"{inventory.stem}-ssh{inventory.suffix}")
+
+
 def supervisor_command(plan: Path, directory: Path) -> list[str]:
     return [
         sys.executable,
@@ -126,6 +133,7 @@ class LabHandle:
     inventory_path: Path
     supervisor_pid: int | None
     build_seconds: float
+    ssh_inventory_path: Path | None = None  # with LabOptions.ssh
 
     @property
     def prefix(self) -> str:
@@ -159,8 +167,11 @@ def build_lab(
             f"run `reachproof lab down --prefix {prefix}` first"
         )
     inventory = (inventory_path or default_inventory_path(prefix)).absolute()
+    ssh_path = ssh_inventory_path(inventory) if options.ssh else None
     try:
         preflight(prefix)
+        if options.ssh:
+            sshd.sshd_program()  # missing: say so before building anything
         directory.mkdir(parents=True)
         state = LabState(
             prefix=prefix,
@@ -170,6 +181,7 @@ def build_lab(
             perimeter=str(options.perimeter),
             inventory=str(inventory),
             namespaces=len(topo.namespaces()),
+            ssh_inventory=str(ssh_path or ""),
         )
         state.write()  # first, so `lab down` finds the inventory even after a crash below
         say(f"creating {len(topo.namespaces())} namespaces, wiring links, addresses, routes")
@@ -177,16 +189,12 @@ def build_lab(
         say("loading firewalls")
         _firewalls(topo, targets)
         _hosts_files(topo)
-        text = dump_inventory(lab_inventory(topo, targets, str(inventory))).encode("utf-8")
-        if not inventory.exists():  # a file that was there before is never the lab's to delete
-            # Recorded before the file exists, so a crash in between still finds it ours.
-            state = replace(state, inventory_sha256=digest(text))
-            state.write()
-        inventory.parent.mkdir(parents=True, exist_ok=True)
-        inventory.write_bytes(text)
+        netns_inventory = lab_inventory(topo, targets, str(inventory))
+        state = _write_inventory(state, inventory, netns_inventory, ssh=False)
         plan = service_plan(topo, targets)
         (directory / PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")
-        replace(state, services=len(plan.listeners)).write()
+        state = replace(state, services=len(plan.listeners))
+        state.write()
         pid = None
         if supervisor is not None:
             say(f"starting {len(plan.listeners)} services")
@@ -195,13 +203,38 @@ def build_lab(
                 supervisor(directory / PLAN_FILE, directory), directory, timeout
             )
             _verify(topo)
+        if ssh_path is not None:
+            files, hosts = sshd.ssh_files(directory), ssh_hosts(topo)
+            say(f"starting {len(hosts)} sshd")
+            sshd.prepare(files, hosts)
+            sshd.start(files, hosts)
+            ssh = ssh_inventory(topo, netns_inventory, files, str(ssh_path))
+            state = _write_inventory(state, ssh_path, ssh, ssh=True)
     except BaseException as exc:
         with contextlib.suppress(ReachproofError):  # the first error is the one to report
             teardown(prefix)
         if isinstance(exc, ReachproofError | KeyboardInterrupt):
             raise
         raise LabError(f"building the lab failed: {exc}") from exc
-    return LabHandle(topo, targets, directory, inventory, pid, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return LabHandle(topo, targets, directory, inventory, pid, elapsed, ssh_path)
+
+
+def _write_inventory(state: LabState, path: Path, inventory: Inventory, ssh: bool) -> LabState:
+    """Write `inventory` (the ssh one, or the netns one) to `path`; when the lab creates the
+    file, its digest is recorded first, so a crash in between still finds it ours. A file that
+    was there before is never the lab's to delete."""
+    text = dump_inventory(inventory).encode("utf-8")
+    if not path.exists():
+        sha256 = digest(text)
+        if ssh:
+            state = replace(state, ssh_inventory_sha256=sha256)
+        else:
+            state = replace(state, inventory_sha256=sha256)
+        state.write()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text)
+    return state
 
 
 # --- namespaces and links ----------------------------------------------------------------------

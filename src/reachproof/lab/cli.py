@@ -86,12 +86,20 @@ def up(
             "or .reachproof/lab/<prefix>/inventory.yaml for another prefix).",
         ),
     ] = None,
+    ssh: Annotated[
+        bool,
+        typer.Option(
+            "--ssh",
+            help="Also run a real sshd on every host but the containers and write a second "
+            "inventory (<inventory>-ssh.yaml) whose vantages are exec over ssh.",
+        ),
+    ] = False,
 ) -> None:
     """Build the lab, start its services, write its inventory; return once services answer."""
     from reachproof.lab.build import build_lab  # pyroute2 loads only for commands that build
 
     with _errors():
-        options = LabOptions.create(agents, sessions, tuple(fault or ()), prefix, perimeter)
+        options = LabOptions.create(agents, sessions, tuple(fault or ()), prefix, perimeter, ssh)
 
         def say(msg: str) -> None:
             err.print(f"[dim]lab {prefix}: {msg}[/dim]")
@@ -104,6 +112,8 @@ def up(
             + (f", faults: {', '.join(sorted(options.fault_names))}" if options.faults else "")
         )
         out.print(str(handle.inventory_path), markup=False)
+        if handle.ssh_inventory_path is not None:
+            out.print(str(handle.ssh_inventory_path), markup=False)
 
 
 @app.command()
@@ -143,6 +153,8 @@ def status(prefix: PrefixOpt = DEFAULT_PREFIX) -> None:
             table.add_row("faults", ", ".join(state.faults) or "none")
             table.add_row("perimeter", state.perimeter)
             table.add_row("inventory", state.inventory)
+            if state.ssh_inventory:
+                table.add_row("ssh inventory", state.ssh_inventory)
         table.add_row("state", str(state_dir(prefix)))
         out.print(table)
         if state is not None and len(namespaces) != state.namespaces:

@@ -3,11 +3,18 @@
 Same shape as examples/lab-small.yaml: vantages are netns vantages named after their
 namespace without the lab prefix (`s1-main1` runs in `rp-s1-main1`); each container's
 vantage carries the cluster environment Backend.AI injects (backend-ai-facts.md).
+
+`ssh_inventory` is the same lab seen as a real site is: every vantage an `exec` over ssh to
+the lab's own sshd (lab/sshd.py). A container is reached as at a site, through its agent:
+ssh to the agent, then `ip netns exec` into the container's namespace, where `docker exec -i`
+would enter the container; `env -i` gives the worker the container's environment there.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+from dataclasses import replace
 
 from reachproof.inventory.model import (
     CONTAINER_ROLE,
@@ -19,6 +26,7 @@ from reachproof.inventory.model import (
     Transport,
     Vantage,
 )
+from reachproof.lab.sshd import SshFiles, SshHost
 from reachproof.lab.targets import FaultTargets
 from reachproof.lab.topology import APP_PORT, Container, Node, Topology
 from reachproof.ports import Ports, PortSet, Protocol
@@ -153,6 +161,37 @@ def lab_inventory(topo: Topology, targets: FaultTargets, path: str = "") -> Inve
         sessions=tuple(sessions),
         apps=apps,
     )
+
+
+# The container's PATH: where its interpreter is found once `env -i` has cleared the rest.
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def ssh_hosts(topo: Topology) -> tuple[SshHost, ...]:
+    """The hosts that get an sshd: every one but the containers (reached through their agent)."""
+    nodes = (topo.user, *topo.management, *(a.node for a in topo.agents))
+    return tuple(SshHost(n.name, n.netns, n.addr.v4.ip) for n in nodes)
+
+
+def ssh_inventory(topo: Topology, inventory: Inventory, files: SshFiles, path: str) -> Inventory:
+    """`inventory` (the lab's netns one) with every vantage an exec over ssh."""
+    by_netns = {h.netns: h for h in ssh_hosts(topo)}
+    containers = {c.netns: c for c in topo.containers}
+    vantages: list[Vantage] = []
+    for vantage in inventory.vantages:
+        netns = vantage.netns or ""
+        if netns in by_netns:
+            command = files.client_command(by_netns[netns])
+        else:
+            c = containers[netns]
+            agent = by_netns[topo.agent(c.agent).node.netns]
+            # Everything after the destination reaches the agent's shell: quote it for that.
+            env = (f"{k}={v}" for k, v in (("PATH", CONTAINER_PATH), *vantage.env))
+            inside = ("ip", "netns", "exec", c.netns, "env", "-i", *env)
+            command = files.client_command(agent, tuple(shlex.quote(w) for w in inside))
+        # The program is `ip` (the client runs in the host's own namespace), so say it.
+        vantages.append(Vantage(vantage.name, Transport.EXEC, command=command, remote_shell=True))
+    return replace(inventory, path=path, name=f"{inventory.name}-ssh", vantages=tuple(vantages))
 
 
 def hosts_file_text(topo: Topology, c: Container) -> str:

@@ -13,6 +13,7 @@ Public API (shared with the supervisor and the probe engine):
     tcp_connect(name, address, port, timeout=2.0) -> ConnectResult (open/closed/timeout/…)
     resolve_in_netns(name, hostname)          -> addresses from /etc/netns/<name>/hosts
     list_netns(prefix)                        -> lab namespace names of that prefix
+    netns_pids(names)                         -> processes living in those namespaces
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import errno
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import ip_address
@@ -250,3 +251,28 @@ def list_netns(prefix: str) -> tuple[str, ...]:
     except FileNotFoundError:
         return ()
     return tuple(sorted(n for n in names if n.startswith(f"{prefix}-")))
+
+
+def netns_pids(names: Iterable[str]) -> set[int]:
+    """Processes whose network namespace is one of `names` (as `ip netns pids` finds them:
+    the same namespace inode), never this process."""
+    wanted: set[tuple[int, int]] = set()
+    for name in names:
+        try:
+            info = os.stat(netns_path(name))
+        except OSError:
+            continue
+        wanted.add((info.st_dev, info.st_ino))
+    found: set[int] = set()
+    if not wanted:
+        return found
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            info = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue  # gone meanwhile, or a kernel thread
+        if (info.st_dev, info.st_ino) in wanted:
+            found.add(int(entry))
+    return found

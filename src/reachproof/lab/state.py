@@ -5,14 +5,20 @@ after a crash, a SIGKILL of the supervisor, or a half-finished `lab up`:
 
     /run/netns/P-*            the namespaces (their links, bridges and nft tables die with them)
     /etc/netns/P-*/           per-namespace hosts files
-    /run/reachproof/lab/P/    state: lab.json, services.json, supervisor.pid, ready|failed, log
-    the inventory file        recorded in lab.json, with its digest if the lab created it
+    /run/reachproof/lab/P/    state: lab.json, services.json, supervisor.pid, ready|failed, log,
+                              ssh/ (keys and sshd files of `lab up --ssh`, lab/sshd.py)
+    the inventory files       recorded in lab.json with their digests if the lab created them
+                              (the ssh one only with --ssh)
+    processes                 the supervisor (found by its command line), and anything living
+                              in a lab namespace: sshd and its sessions, a check's workers
 
 /run is a tmpfs like /run/netns itself: state and namespaces vanish together on reboot.
+The one thing a lab leaves is /run/sshd, the empty privilege-separation directory that the
+openssh-server package's own service makes as well (other labs' sshd may still use it).
 
 Teardown runs as root and removes what a prefix names, so the prefix is checked
 (topology.check_prefix) wherever a path is built from it, every directory it removes is
-checked to lie inside the lab's own roots (`inside`), and the inventory file, which may be
+checked to lie inside the lab's own roots (`inside`), and an inventory file, which may be
 anywhere, is removed only when the lab created it and nobody changed it since.
 """
 
@@ -30,7 +36,7 @@ from pathlib import Path
 
 from reachproof.errors import LabError
 from reachproof.files import write_private
-from reachproof.lab.netns import ETC_NETNS_DIR, list_netns, remove_netns
+from reachproof.lab.netns import ETC_NETNS_DIR, list_netns, netns_pids, remove_netns
 from reachproof.lab.topology import check_prefix
 
 STATE_ROOT = Path("/run/reachproof/lab")
@@ -75,7 +81,17 @@ class LabState:
     services: int = 0
     # sha256 of the inventory the lab wrote; "" when the file was there before (not ours)
     inventory_sha256: str = ""
+    ssh_inventory: str = ""  # with `lab up --ssh`
+    ssh_inventory_sha256: str = ""
     created: float = field(default_factory=time.time)
+
+    def inventories(self) -> tuple[tuple[str, str], ...]:
+        """(path, sha256 when the lab created it) of each inventory file it wrote."""
+        both = (
+            (self.inventory, self.inventory_sha256),
+            (self.ssh_inventory, self.ssh_inventory_sha256),
+        )
+        return tuple((path, sha256) for path, sha256 in both if path)
 
     def write(self) -> None:
         text = json.dumps(asdict(self), indent=1) + "\n"
@@ -150,7 +166,16 @@ def _supervisor_pids(prefix: str) -> set[int]:
 
 def stop_supervisor(prefix: str, grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; returns when every process is gone."""
-    pids = _supervisor_pids(prefix)
+    _stop(_supervisor_pids(prefix), grace, f"supervisor process(es) of lab {prefix!r}")
+
+
+def stop_lab_processes(prefix: str, grace: float = 2.0) -> None:
+    """End every process that lives in one of the lab's namespaces (they hold the namespaces
+    alive; an sshd's sessions even outlive a killed sshd)."""
+    _stop(netns_pids(list_netns(prefix)), grace, f"process(es) in the namespaces of lab {prefix!r}")
+
+
+def _stop(pids: set[int], grace: float, what: str) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         for pid in pids:
             try:
@@ -164,7 +189,7 @@ def stop_supervisor(prefix: str, grace: float = 5.0) -> None:
                 return
             time.sleep(0.02)
     if pids:
-        raise LabError(f"supervisor process(es) {sorted(pids)} of lab {prefix!r} did not exit")
+        raise LabError(f"{what} {sorted(pids)} did not exit")
 
 
 def teardown(prefix: str) -> list[str]:
@@ -172,6 +197,7 @@ def teardown(prefix: str) -> list[str]:
     removed: list[str] = []
     state = LabState.read(prefix)
     stop_supervisor(prefix)
+    stop_lab_processes(prefix)
     # The supervisor's sockets held references to the namespaces; now they can go.
     for name in list_netns(prefix):
         remove_netns(name)
@@ -180,10 +206,12 @@ def teardown(prefix: str) -> list[str]:
         for path in ETC_NETNS_DIR.glob(f"{prefix}-*"):
             shutil.rmtree(inside(path, ETC_NETNS_DIR), ignore_errors=True)
             removed.append(str(path))
-    if state is not None and state.inventory and _ours(state):
+    for recorded, sha256 in state.inventories() if state is not None else ():
+        if _ours(Path(recorded), sha256):
+            Path(recorded).unlink()
+            removed.append(recorded)
+    if state is not None and state.inventory:
         inventory = Path(state.inventory)
-        inventory.unlink()
-        removed.append(str(inventory))
         # .reachproof/lab/<prefix>/ was made for this lab alone; leave it if anything else is there.
         if inventory.parent.name == prefix:
             with contextlib.suppress(OSError):
@@ -195,12 +223,11 @@ def teardown(prefix: str) -> list[str]:
     return removed
 
 
-def _ours(state: LabState) -> bool:
-    """The recorded inventory is a file this lab created, unchanged since."""
-    if not state.inventory_sha256:
+def _ours(path: Path, sha256: str) -> bool:
+    """`path` is an inventory this lab created (`sha256` recorded), unchanged since."""
+    if not sha256:
         return False
-    path = Path(state.inventory)
     try:
-        return path.is_file() and digest(path.read_bytes()) == state.inventory_sha256
+        return path.is_file() and digest(path.read_bytes()) == sha256
     except OSError:
         return False

@@ -81,6 +81,7 @@ class LabOptions:
     faults: tuple[Fault, ...] = ()
     prefix: str = DEFAULT_PREFIX
     perimeter: Perimeter = Perimeter.DROP
+    ssh: bool = False  # an sshd per host and a second inventory of ssh vantages (lab/sshd.py)
 
     @classmethod
     def create(
@@ -90,6 +91,7 @@ class LabOptions:
         faults: tuple[str, ...] | list[str] = (),
         prefix: str = DEFAULT_PREFIX,
         perimeter: str = "drop",
+        ssh: bool = False,
     ) -> LabOptions:
         """Options from command-line style values; UsageError says what does not fit."""
         check_prefix(prefix)
@@ -109,7 +111,7 @@ class LabOptions:
                 )
             if known[name] not in chosen:
                 chosen.append(known[name])
-        return cls(agents, parse_sessions(sessions), tuple(chosen), prefix, mode)
+        return cls(agents, parse_sessions(sessions), tuple(chosen), prefix, mode, ssh)
 
     @property
     def fault_names(self) -> frozenset[str]:
