@@ -1,6 +1,8 @@
 """Proof that the checker catches what it must: `check` with the shipped policy on the lab.
 
 - clean lab: every rule PASSes, three runs give identical verdicts;
+- vantages over real ssh (`lab up --ssh`) give the verdicts of the netns vantages, on the clean
+  lab and on the faults of SSH_FAULTS (same lab, both inventories);
 - each perimeter mode (drop, reject, reset) passes the clean check;
 - each named fault FAILs exactly the rules the fault table says it breaks, leaves exactly its
   `must_not_pass` rules INCONCLUSIVE (a down target, a vantage that cannot send), and no other;
@@ -16,10 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from labkit import lab, require_lab
+from labkit import SSH_PROGRAMS, lab, require_lab
 
 from reachproof.api import Prepared, prepare, run_check
 from reachproof.inventory.model import Transport
+from reachproof.lab.build import LabHandle
 from reachproof.lab.faults import FAULTS, Fault
 from reachproof.report.model import Report
 from reachproof.verdict import Verdict
@@ -31,11 +34,14 @@ POLICY = ROOT / "policies" / "backend-ai.policy"
 # The default lab of `reachproof lab up`.
 AGENTS = 3
 SESSIONS = "single-node:3,multi-node:4,single-node:1"
+# Faults also checked over the ssh inventory: one seen from the user's vantage, one in the
+# containers' environment (which reaches them through their agent's ssh).
+SSH_FAULTS = ("perimeter-open", "cluster-env-wrong")
 
 
 @pytest.fixture(autouse=True)
 def _needs_lab() -> None:
-    require_lab()
+    require_lab(*SSH_PROGRAMS)
 
 
 def _check(inventory: Path) -> Report:
@@ -64,21 +70,38 @@ def _explain(report: Report) -> str:
 
 
 @pytest.fixture(scope="module")
-def clean_inventory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with lab(tmp_path_factory.mktemp("matrix"), "mxc", AGENTS, SESSIONS) as handle:
-        yield handle.inventory_path
+def clean_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    with lab(tmp_path_factory.mktemp("matrix"), "mxc", AGENTS, SESSIONS, ssh=True) as handle:
+        yield handle
 
 
-def test_clean_lab_passes_every_rule_three_times_alike(clean_inventory: Path) -> None:
-    runs = [_check(clean_inventory) for _ in range(3)]
+@pytest.fixture(scope="module")
+def clean_report(clean_lab: LabHandle) -> Report:
+    return _check(clean_lab.inventory_path)
+
+
+def test_clean_lab_passes_every_rule_three_times_alike(
+    clean_lab: LabHandle, clean_report: Report
+) -> None:
+    runs = [clean_report, *(_check(clean_lab.inventory_path) for _ in range(2))]
     first = runs[0]
     assert set(_verdicts(first).values()) == {Verdict.PASS}, _explain(first)
     assert first.exit_code == 0
     assert [_verdicts(r) for r in runs[1:]] == [_verdicts(first)] * 2
 
 
-def test_a_failed_vantage_is_inconclusive_never_pass(clean_inventory: Path) -> None:
-    prepared = prepare(POLICY, clean_inventory, rules=("R1",))
+def test_ssh_vantages_give_the_netns_verdicts_on_the_clean_lab(
+    clean_lab: LabHandle, clean_report: Report
+) -> None:
+    assert clean_lab.ssh_inventory_path is not None
+    over_ssh = _check(clean_lab.ssh_inventory_path)
+    assert _verdicts(over_ssh) == _verdicts(clean_report), _explain(over_ssh)
+    assert set(_verdicts(over_ssh).values()) == {Verdict.PASS}, _explain(over_ssh)
+    assert over_ssh.exit_code == 0
+
+
+def test_a_failed_vantage_is_inconclusive_never_pass(clean_lab: LabHandle) -> None:
+    prepared = prepare(POLICY, clean_lab.inventory_path, rules=("R1",))
     broken = tuple(
         replace(v, netns="rp-no-such-namespace") if v.name == "user" else v
         for v in prepared.inventory.vantages
@@ -100,8 +123,12 @@ def test_every_perimeter_mode_passes_the_clean_check(tmp_path: Path, perimeter: 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_fault_fails_exactly_its_rules(tmp_path: Path, fault: Fault) -> None:
     breaks, undecided = set(fault.breaks), set(fault.must_not_pass)
-    with lab(tmp_path, "mxf", AGENTS, SESSIONS, faults=(fault.name,)) as handle:
+    ssh = fault.name in SSH_FAULTS
+    with lab(tmp_path, "mxf", AGENTS, SESSIONS, faults=(fault.name,), ssh=ssh) as handle:
         report = _check(handle.inventory_path)
+        if handle.ssh_inventory_path is not None:
+            over_ssh = _check(handle.ssh_inventory_path)
+            assert _verdicts(over_ssh) == _verdicts(report), _explain(over_ssh)
     verdicts = _verdicts(report)
     failed = {rule for rule, verdict in verdicts.items() if verdict is Verdict.FAIL}
     assert failed == breaks, _explain(report)
