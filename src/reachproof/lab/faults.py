@@ -118,9 +118,9 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "agent-down",
         "one agent is off: its services stopped, its address silent",
-        ("R1", "R2", "R8"),
+        ("R1", "R2", "R8", "R10", "R12"),
         "the last agent's services are not started and its uplink is down; its containers "
-        "keep running behind it",
+        "keep running behind it, cut off from their multi-node session's overlay",
         must_not_pass=("R3", "R7"),
     ),
     Fault(
