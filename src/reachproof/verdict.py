@@ -288,9 +288,9 @@ def sightings(plan: Plan, observations: Mapping[str, Observation]) -> dict[str, 
 def _witnesses(
     plan: Plan, specs: Sequence[ProbeSpec], seen: Mapping[str, Sighting]
 ) -> tuple[Sighting, ...]:
-    out: list[Sighting] = []
+    out: dict[str, Sighting] = {}
     for spec in specs:
-        if spec.address is None or any(w.address == spec.address for w in out):
+        if spec.address is None or spec.address in out:
             continue
         found = seen.get(spec.address)
         if found is None:
@@ -302,8 +302,8 @@ def _witnesses(
             else:
                 why = planned.how
             found = Sighting(spec.address, spec.target, False, "", None, "", "", NOT_ALIVE, why)
-        out.append(found)
-    return tuple(out)
+        out[spec.address] = found
+    return tuple(out.values())
 
 
 def judge_hop(
