@@ -35,6 +35,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert status.exit_code == 0
         for expected in ("ipv6-open", "reject", "alive", f"{prefix}-fw", "ssh inventory"):
             assert expected in status.output
+        assert "7 of 7 running" in status.output  # sshd of user, 4 management hosts, 2 agents
         again = runner.invoke(app, ["up", "--prefix", prefix])
         assert again.exit_code == 2
         assert "already exists" in again.output

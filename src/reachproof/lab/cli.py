@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reachproof.errors import ReachproofError, UsageError
+from reachproof.lab import sshd
 from reachproof.lab.faults import FAULTS
 from reachproof.lab.netns import list_netns
 from reachproof.lab.state import LabState, state_dir, supervisor_pid, teardown
@@ -155,6 +156,8 @@ def status(prefix: PrefixOpt = DEFAULT_PREFIX) -> None:
             table.add_row("inventory", state.inventory)
             if state.ssh_inventory:
                 table.add_row("ssh inventory", state.ssh_inventory)
+                alive, started = sshd.running(sshd.ssh_files(state_dir(prefix)), namespaces)
+                table.add_row("sshd", f"{alive} of {started} running")
         table.add_row("state", str(state_dir(prefix)))
         out.print(table)
         if state is not None and len(namespaces) != state.namespaces:

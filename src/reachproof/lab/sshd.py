@@ -28,6 +28,7 @@ from pathlib import Path
 
 from reachproof.errors import LabError, PrerequisiteError
 from reachproof.files import write_private
+from reachproof.lab.netns import netns_pids
 
 SSH_DIR = "ssh"
 PRIVSEP_DIR = Path("/run/sshd")  # compiled into Debian's sshd; its systemd unit makes it
@@ -189,6 +190,19 @@ def start(files: SshFiles, hosts: Sequence[SshHost], timeout: float = 15.0) -> N
             names = ", ".join(h.name for h, _ in waiting)
             raise LabError(f"sshd of {names} not listening after {timeout:g}s")
         time.sleep(0.02)
+
+
+def running(files: SshFiles, namespaces: Sequence[str]) -> tuple[int, int]:
+    """(sshd alive, sshd started) of a lab: a pidfile's process counts only when it lives
+    in one of the lab's `namespaces` (never a recycled pid)."""
+    pids: list[int] = []
+    for pid_file in files.directory.glob("*/sshd.pid"):
+        try:
+            pids.append(int(pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            pids.append(-1)
+    inside = netns_pids(namespaces) if pids else set()
+    return sum(1 for pid in pids if pid in inside), len(pids)
 
 
 def _log_tail(files: SshFiles, host: SshHost) -> str:
