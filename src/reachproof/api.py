@@ -16,8 +16,11 @@ from reachproof.plan import Plan
 from reachproof.policy.ast import Policy
 from reachproof.policy.compile import compile_plan
 from reachproof.policy.parse import load_policy
-from reachproof.report.model import InputFile, Report
-from reachproof.verdict import judge_plan
+from reachproof.report.model import InputFile, Report, WaiverReport
+from reachproof.verdict import NO_WAIVERS, Waiving, judge_plan
+from reachproof.waivers.load import load_waivers
+from reachproof.waivers.model import WaiverFile
+from reachproof.waivers.outcome import outcomes
 
 if TYPE_CHECKING:  # the engine is imported only when something is probed
     from reachproof.engine.options import EngineOptions
@@ -29,16 +32,27 @@ class Prepared:
     policy: Policy
     inventory: Inventory
     plan: Plan
+    waivers: WaiverFile | None = None
 
 
-def prepare(policy_path: Path, inventory_path: Path, rules: Sequence[str] = ()) -> Prepared:
-    """Load both files and compile the plan (only `rules`, when given).
+def prepare(
+    policy_path: Path,
+    inventory_path: Path,
+    rules: Sequence[str] = (),
+    waivers_path: Path | None = None,
+) -> Prepared:
+    """Load the files and compile the plan (only `rules`, when given).
 
-    Raises PolicyError / InventoryError on bad input, UsageError for an unknown rule id.
+    Raises PolicyError / InventoryError / WaiverError on bad input (a waiver naming a rule the
+    policy does not have is one), UsageError for an unknown rule id.
     """
-    policy = select_rules(load_policy(policy_path), rules)
+    full = load_policy(policy_path)
+    waivers = None
+    if waivers_path is not None:
+        waivers = load_waivers(waivers_path, [r.id.text for r in full.rules])
+    policy = select_rules(full, rules)
     inventory = load_inventory(inventory_path)
-    return Prepared(policy, inventory, compile_plan(policy, inventory))
+    return Prepared(policy, inventory, compile_plan(policy, inventory), waivers)
 
 
 def select_rules(policy: Policy, rules: Sequence[str]) -> Policy:
@@ -76,14 +90,24 @@ def build_report(
 
     observed = tuple(observations)
     zones = host_zones(prepared.inventory, prepared.policy)
+    file = prepared.waivers
+    # The run's own finish day decides expiry, so a report is a function of its inputs.
+    waiving = NO_WAIVERS if file is None else Waiving(file.waivers, finished.date())
+    rules = judge_plan(prepared.plan, observed, waiving)
+    waiver_report = None
+    if file is not None:
+        waiver_report = WaiverReport(
+            InputFile(file.path, file.sha256), outcomes(file.waivers, rules, waiving.today)
+        )
     return Report(
         policy_name=prepared.policy.name,
         policy=InputFile.of(prepared.policy.path),
         inventory=InputFile(prepared.inventory.path, prepared.inventory.sha256),
         started=started,
         finished=finished,
-        rules=judge_plan(prepared.plan, observed),
+        rules=rules,
         observations=observed,
         zone_order=zones.zones,
         host_zones=tuple(sorted(zones.host_zone.items())),
+        waivers=waiver_report,
     )

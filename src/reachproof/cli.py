@@ -179,6 +179,14 @@ def check_command(
             "(OUTPUT/pcap/), referenced from the JSON report with its sha256.",
         ),
     ] = False,
+    waivers: Annotated[
+        Path | None,
+        typer.Option(
+            "--waivers",
+            help="YAML file of accepted exceptions: a FAIL they cover is reported as WAIVED "
+            "(exit 0); expired and unused waivers are listed.",
+        ),
+    ] = None,
 ) -> None:
     """Probe every documented rule from its vantage points and report PASS / FAIL / INCONCLUSIVE.
 
@@ -199,7 +207,7 @@ def check_command(
         options = EngineOptions(engine=_choice(TcpEngine, engine, "--engine"))
         if pps is not None:
             options = replace(options, pps=pps, vantage_pps=pps)
-        prepared = prepare(policy, inventory, rules or ())
+        prepared = prepare(policy, inventory, rules or (), waivers)
         directory = output or default_output_dir(Path("reports"), datetime.now(UTC))
         with vantage_progress(prepared.plan, console) as progress:
             if evidence:

@@ -4,6 +4,7 @@
     ├── InputError                  the user's input is wrong: exit 2, no traceback
     │   ├── PolicyError             policy file: parse or semantic errors, with positions
     │   ├── InventoryError          inventory file: schema or consistency errors, with positions
+    │   ├── WaiverError             waiver file: schema errors or unknown rules, with positions
     │   └── UsageError              command-line arguments that do not fit together
     ├── PrerequisiteError           this machine lacks what a command needs (root, nft, …): exit 2
     ├── LabError                    building or tearing down the lab failed
@@ -100,6 +101,10 @@ class PolicyError(_DiagnosticsError):
 
 class InventoryError(_DiagnosticsError):
     """The inventory file is malformed or inconsistent (with itself or with the policy)."""
+
+
+class WaiverError(_DiagnosticsError):
+    """The waiver file is malformed or names a rule the policy does not have."""
 
 
 class UsageError(InputError):

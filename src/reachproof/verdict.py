@@ -12,18 +12,23 @@ The semantics (DESIGN.md, "Verdict semantics"):
   pass with any target address unwitnessed is INCONCLUSIVE, "target not shown alive".
 - A FAIL anywhere in a rule outweighs INCONCLUSIVE elsewhere (the failure is certain);
   an empty target set is INCONCLUSIVE; an advisory rule reports WARN instead of FAIL.
+- Waivers (waivers/model.py): a FAIL evidence item in an unexpired waiver's scope is WAIVED.
+  A hop or rule whose failures are all waived is WAIVED, unless something else in it is
+  undecided (INCONCLUSIVE outweighs WAIVED: a waiver never hides what was not observed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from enum import StrEnum
 
 from reachproof.observation import Observation, PortResult, PortState
 from reachproof.plan import HopPlan, Plan, ProbeKind, ProbeSpec, RulePlan
 from reachproof.policy.ast import Action, Severity
 from reachproof.ports import PortSet
+from reachproof.waivers.model import Waiver
 
 MIN_SILENT_ATTEMPTS = 2
 
@@ -34,6 +39,7 @@ NOT_ALIVE = "not shown alive"
 class Verdict(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
+    WAIVED = "WAIVED"
     WARN = "WARN"
     INCONCLUSIVE = "INCONCLUSIVE"
 
@@ -57,6 +63,7 @@ class Evidence:
     ttl: int | None
     verdict: Verdict
     note: str
+    waiver: str = ""  # the ref of the waiver that waived this FAIL (verdict WAIVED)
 
 
 @dataclass(frozen=True)
@@ -101,11 +108,12 @@ class RuleVerdict:
 
 
 def combine(verdicts: Iterable[Verdict]) -> Verdict:
-    """FAIL if any FAIL, else INCONCLUSIVE if any, else PASS; nothing at all is INCONCLUSIVE."""
+    """FAIL if any FAIL, else INCONCLUSIVE, WARN, WAIVED if any, else PASS; nothing at all is
+    INCONCLUSIVE."""
     seen = set(verdicts)
     if not seen:
         return Verdict.INCONCLUSIVE
-    for verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.WARN):
+    for verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.WARN, Verdict.WAIVED):
         if verdict in seen:
             return verdict
     return Verdict.PASS
@@ -306,19 +314,54 @@ def _witnesses(
     return tuple(out.values())
 
 
+@dataclass(frozen=True)
+class Waiving:
+    """The waivers of a run and the day that decides which have expired."""
+
+    waivers: tuple[Waiver, ...]
+    today: date
+
+    def waive(self, rule_id: str, number: int, label: str, item: Evidence) -> Evidence:
+        """The item as WAIVED by the first unexpired waiver covering it; only a FAIL is waived,
+        and a FAIL only an expired waiver covers says so in its note."""
+        if item.verdict is not Verdict.FAIL:
+            return item
+        covering = [
+            w
+            for w in self.waivers
+            if w.covers(rule_id, number, label, item.target, item.address, item.kind, item.ports)
+        ]
+        valid = [w for w in covering if not w.expired(self.today)]
+        if valid:
+            return replace(item, verdict=Verdict.WAIVED, waiver=valid[0].ref)
+        if covering:
+            expired = covering[0]
+            note = f"{item.note}; waiver {expired.ref} expired on {expired.expires}"
+            return replace(item, note=note)
+        return item
+
+
+NO_WAIVERS = Waiving((), date.min)
+
+
 def judge_hop(
     hop: HopPlan,
     specs: Mapping[str, ProbeSpec],
     observations: Mapping[str, Observation],
     plan: Plan,
     seen: Mapping[str, Sighting],
+    where: tuple[str, int],
+    waiving: Waiving,
 ) -> HopVerdict:
+    """`where`: the rule id and the hop's 1-based number across the rule, for waivers."""
     evidence: list[Evidence] = []
     probes = 0
     for spec_id in hop.spec_ids:
         spec = specs[spec_id]
         probes += max(len(spec.ports), 1)
         evidence.extend(judge_spec(spec, observations.get(spec_id)))
+    rule_id, number = where
+    evidence = [waiving.waive(rule_id, number, hop.label, e) for e in evidence]
     verdict = combine(e.verdict for e in evidence)
     reason = _hop_reason(hop, verdict, evidence)
     witnesses: tuple[Sighting, ...] = ()
@@ -326,7 +369,7 @@ def judge_hop(
         hop_specs = [specs[i] for i in hop.spec_ids]
         witnesses = _witnesses(plan, hop_specs, seen)
         dead = [w.address for w in witnesses if not w.alive]
-        if dead and verdict is Verdict.PASS:
+        if dead and verdict in (Verdict.PASS, Verdict.WAIVED):
             verdict = Verdict.INCONCLUSIVE
             shown = ", ".join(dead[:4]) + (f" (+{len(dead) - 4} more)" if len(dead) > 4 else "")
             reason = f"target not shown alive: {shown}"
@@ -351,6 +394,9 @@ def _hop_reason(hop: HopPlan, verdict: Verdict, evidence: list[Evidence]) -> str
     head = "; ".join(notes[:3]) + (f" (+{len(notes) - 3} more)" if len(notes) > 3 else "")
     if verdict is Verdict.PASS:
         return f"{len(evidence)} observation(s) as required"
+    if verdict is Verdict.WAIVED:
+        refs = ", ".join(sorted({e.waiver for e in evidence if e.waiver}))
+        return f"{count} failing observation(s) waived by {refs}: {head}"
     return f"{count} observation(s): {head}"
 
 
@@ -360,8 +406,12 @@ def judge_rule(
     observations: Mapping[str, Observation],
     plan: Plan,
     seen: Mapping[str, Sighting],
+    waiving: Waiving = NO_WAIVERS,
 ) -> RuleVerdict:
-    hops = tuple(judge_hop(h, specs, observations, plan, seen) for h in rule.hops)
+    hops = tuple(
+        judge_hop(h, specs, observations, plan, seen, (rule.rule_id, n), waiving)
+        for n, h in enumerate(rule.hops, start=1)
+    )
     verdict = combine(h.verdict for h in hops)
     if not hops:
         reason = "the rule has nothing to observe"
@@ -383,8 +433,10 @@ def judge_rule(
     )
 
 
-def judge_plan(plan: Plan, observations: Iterable[Observation]) -> tuple[RuleVerdict, ...]:
+def judge_plan(
+    plan: Plan, observations: Iterable[Observation], waiving: Waiving = NO_WAIVERS
+) -> tuple[RuleVerdict, ...]:
     specs = {s.id: s for s in plan.specs}
     by_spec = {o.spec_id: o for o in observations}
     seen = sightings(plan, by_spec)
-    return tuple(judge_rule(rule, specs, by_spec, plan, seen) for rule in plan.rules)
+    return tuple(judge_rule(rule, specs, by_spec, plan, seen, waiving) for rule in plan.rules)

@@ -81,3 +81,41 @@ def test_unknown_rule_is_a_usage_error(tmp_path: Path) -> None:
     result = check("-i", ROOT / "examples" / "lab-small.yaml", "-r", "R99")
     assert result.returncode == 2
     assert "R99" in result.stderr and "Traceback" not in result.stderr
+
+
+WAIVER = """\
+waivers:
+  - rule: R3
+    target: agent1
+    ports: tcp/6001
+    justification: agent RPC monitored from the user zone until the bastion ships
+    accepted_by: A. Auditor
+    expires: {expires}
+"""
+
+
+def test_a_waiver_turns_the_fail_into_waived_until_it_expires(tmp_path: Path) -> None:
+    valid, expired = tmp_path / "valid.yaml", tmp_path / "expired.yaml"
+    valid.write_text(WAIVER.format(expires="2999-12-31"), encoding="utf-8")
+    expired.write_text(WAIVER.format(expires="2000-01-01"), encoding="utf-8")
+    with lab(tmp_path, "clw", 1, "single-node:1", faults=("agent-rpc-exposed",)) as h:
+        waived = check("-i", h.inventory_path, "-r", "R3", "--waivers", valid, "-o", tmp_path / "a")
+        failed = check(
+            "-i", h.inventory_path, "-r", "R3", "--waivers", expired, "-o", tmp_path / "b"
+        )
+    assert waived.returncode == 0, waived.stdout + waived.stderr
+    assert "WAIVED" in waived.stdout and "every rule holds or is waived" in waived.stdout
+    report = json.loads((tmp_path / "a" / "report.json").read_text(encoding="utf-8"))
+    assert [r["verdict"] for r in report["rules"]] == ["WAIVED"]
+    assert report["waivers"]["sha256"] == hashlib.sha256(valid.read_bytes()).hexdigest()
+    assert [w["status"] for w in report["waivers"]["waivers"]] == ["applied"]
+    junit = (tmp_path / "a" / "junit.xml").read_text(encoding="utf-8")
+    assert '<skipped message="WAIVED: agent RPC monitored' in junit
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "expired" in failed.stdout
+    report = json.loads((tmp_path / "b" / "report.json").read_text(encoding="utf-8"))
+    assert [r["verdict"] for r in report["rules"]] == ["FAIL"]
+    notes = [e["note"] for h in report["rules"][0]["hops"] for e in h["evidence"]]
+    assert any(f"waiver {expired}:2 expired on 2000-01-01" in n for n in notes), notes
+    assert [w["status"] for w in report["waivers"]["waivers"]] == ["expired"]

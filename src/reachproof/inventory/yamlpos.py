@@ -12,37 +12,42 @@ so one pass reports every problem of the file.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reachproof.errors import Diagnostic, InventoryError, Pos
+from reachproof.errors import Diagnostic, InputError, InventoryError, Pos
 
 NULL_TAG = "tag:yaml.org,2002:null"
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
 
-def compose(text: str, path: str) -> Node | None:
-    """Compose one YAML document; a malformed one raises InventoryError at the error's mark."""
+def compose(
+    text: str,
+    path: str,
+    error: Callable[[list[Diagnostic], str], InputError] = InventoryError,
+) -> Node | None:
+    """Compose one YAML document; a malformed one raises `error` (the file's own kind of input
+    error, InventoryError by default) at the error's mark."""
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = Pos(mark.line + 1, mark.column + 1) if mark is not None else Pos(1, 1)
         problem = " ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
-        raise InventoryError([Diagnostic.at(path, pos, f"invalid YAML: {problem}")], text) from exc
+        raise error([Diagnostic.at(path, pos, f"invalid YAML: {problem}")], text) from exc
     except yaml.reader.ReaderError as exc:
         pos = offset_pos(text, exc.position)
         char = chr(exc.character) if isinstance(exc.character, int) else exc.character
         message = f"invalid YAML: character {char!r} is not allowed ({exc.reason})"
-        raise InventoryError([Diagnostic.at(path, pos, message)], text) from exc
+        raise error([Diagnostic.at(path, pos, message)], text) from exc
     except yaml.YAMLError as exc:
         diagnostic = Diagnostic.at(path, Pos(1, 1), f"invalid YAML: {exc}")
-        raise InventoryError([diagnostic], text) from exc
+        raise error([diagnostic], text) from exc
     except RecursionError as exc:
         diagnostic = Diagnostic.at(path, Pos(1, 1), "invalid YAML: nested too deeply")
-        raise InventoryError([diagnostic], text) from exc
+        raise error([diagnostic], text) from exc
 
 
 def offset_pos(text: str, offset: int) -> Pos:

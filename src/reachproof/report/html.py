@@ -21,6 +21,7 @@ from reachproof.report.text import (
     relevant,
     rule_location,
     short_ports,
+    waiver_terms,
     where,
     witness_line,
 )
@@ -32,6 +33,7 @@ EVIDENCE_ROWS = 200
 COLOUR = {
     Verdict.PASS: "#1a7f37",
     Verdict.FAIL: "#cf222e",
+    Verdict.WAIVED: "#0969da",
     Verdict.WARN: "#9a6700",
     Verdict.INCONCLUSIVE: "#6e7781",
 }
@@ -134,6 +136,7 @@ def render_html(report: Report, matrix: ZoneMatrix | None = None) -> str:
             _flows(report),
             _matrix(matrix),
             _rules(report),
+            *_waivers(report),
         ),
         el("footer", None, f"reachproof {report.tool_version} · {report.finished.isoformat()}"),
     )
@@ -157,6 +160,11 @@ def _summary(report: Report) -> ET.Element:
     for label, value, digest in (
         ("policy", report.policy.path, report.policy.sha256),
         ("inventory", report.inventory.path, report.inventory.sha256),
+        *(
+            [("waivers", report.waivers.file.path, report.waivers.file.sha256)]
+            if report.waivers is not None
+            else []
+        ),
     ):
         facts.append(
             el(
@@ -397,6 +405,7 @@ def _flows(report: Report) -> ET.Element:
     for verdict, meaning in (
         (Verdict.PASS, "as documented"),
         (Verdict.FAIL, "contradicts the documentation"),
+        (Verdict.WAIVED, "failure accepted by a waiver"),
         (Verdict.WARN, "advisory rule failed"),
         (Verdict.INCONCLUSIVE, "not decided"),
     ):
@@ -478,6 +487,27 @@ def _rules(report: Report) -> ET.Element:
     for rule in report.rules:
         section.append(_rule(report, rule))
     return section
+
+
+def _waivers(report: Report) -> list[ET.Element]:
+    """Every waiver with its status: an expired or unused one stays in sight."""
+    if report.waivers is None:
+        return []
+    table = el("table", {"class": "facts"})
+    for outcome in report.waivers.outcomes:
+        waiver = outcome.waiver
+        table.append(
+            el(
+                "tr",
+                None,
+                el("th", None, str(outcome.status)),
+                el("td", None, el("code", None, waiver.ref), f"  {waiver.scope()}"),
+                el("td", None, waiver_terms(waiver)),
+                el("td", None, f"{outcome.matched} failing item(s) in scope"),
+            )
+        )
+    heading = el("h2", None, f"Waivers ({report.waivers.file.path})")
+    return [el("section", {"id": "waivers"}, heading, table)]
 
 
 def _rule(report: Report, rule: RuleVerdict) -> ET.Element:
@@ -579,7 +609,11 @@ def _evidence_row(rule: RuleVerdict, item: Evidence) -> ET.Element:
         el("td", {"class": "mono"}, probe),
         el("td", None, seen),
         el("td", None, str(item.attempts)),
-        el("td", {"class": "note"}, item.note),
+        el(
+            "td",
+            {"class": "note"},
+            item.note + (f" [waived by {item.waiver}]" if item.waiver else ""),
+        ),
     )
 
 

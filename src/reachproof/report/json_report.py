@@ -7,8 +7,9 @@ from importlib import resources
 from typing import Any
 
 from reachproof.observation import Observation
-from reachproof.report.model import SCHEMA, Report
+from reachproof.report.model import SCHEMA, Report, WaiverReport
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict
+from reachproof.waivers.model import WaiverOutcome
 
 
 def schema() -> dict[str, Any]:
@@ -50,6 +51,33 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             }
             for c in report.evidence
         ],
+        "waivers": _waivers(report.waivers),
+    }
+
+
+def _waivers(waivers: WaiverReport | None) -> dict[str, Any] | None:
+    if waivers is None:
+        return None
+    return {
+        "path": waivers.file.path,
+        "sha256": waivers.file.sha256,
+        "waivers": [_waiver(o) for o in waivers.outcomes],
+    }
+
+
+def _waiver(outcome: WaiverOutcome) -> dict[str, Any]:
+    waiver = outcome.waiver
+    return {
+        "ref": waiver.ref,
+        "rule": waiver.rule,
+        "hop": waiver.hop,
+        "target": waiver.target,
+        "ports": ", ".join(map(str, waiver.ports)) if waiver.ports is not None else None,
+        "justification": waiver.justification,
+        "accepted_by": waiver.accepted_by,
+        "expires": waiver.expires.isoformat(),
+        "status": str(outcome.status),
+        "matched": outcome.matched,
     }
 
 
@@ -115,6 +143,7 @@ def _evidence(item: Evidence) -> dict[str, Any]:
         "ttl": item.ttl,
         "verdict": str(item.verdict),
         "note": item.note,
+        "waiver": item.waiver or None,
     }
 
 

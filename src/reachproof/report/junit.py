@@ -3,7 +3,8 @@
 Each case is named `R3 <title> / hop 1: deny user → agent:any-tcp` and classed
 `<policy file stem>.<rule id>`, so CI UIs group a rule's hops together. A FAIL hop is a
 `<failure>` carrying its evidence; an INCONCLUSIVE hop is an `<error>` (it must never look like
-a pass); a WARN (an advisory rule's failure) passes with the evidence in `<system-out>`.
+a pass); a WARN (an advisory rule's failure) passes with the evidence in `<system-out>`; a
+WAIVED hop (every failure covered by a waiver) is `<skipped>` with the waivers' justification.
 A rule with nothing to observe is one `<error>` case of its own. Built with xml.etree.
 """
 
@@ -18,9 +19,13 @@ from reachproof.report.text import (
     effective,
     evidence_line,
     hop_title,
+    hop_waivers,
     relevant,
     rule_location,
     unwitnessed,
+    waived_items,
+    waiver_line,
+    waiver_terms,
 )
 from reachproof.verdict import HopVerdict, RuleVerdict, Verdict
 
@@ -41,6 +46,7 @@ def render_junit(report: Report) -> str:
     cases = [case for rule in report.rules for case in _rule_cases(report, rule)]
     failures = sum(1 for c in cases if c.find("failure") is not None)
     errors = sum(1 for c in cases if c.find("error") is not None)
+    skipped = sum(1 for c in cases if c.find("skipped") is not None)
     seconds = f"{max((report.finished - report.started).total_seconds(), 0.0):.3f}"
 
     root = ET.Element(
@@ -58,7 +64,7 @@ def render_junit(report: Report) -> str:
         tests=str(len(cases)),
         failures=str(failures),
         errors=str(errors),
-        skipped="0",
+        skipped=str(skipped),
         time=seconds,
         timestamp=report.started.isoformat(),
         file=_clean(report.policy.path),
@@ -74,6 +80,11 @@ def render_junit(report: Report) -> str:
         *((f"rules.{v}", str(n)) for v, n in counts.items()),
         ("probes", str(report.probes)),
         ("exit_code", str(report.exit_code)),
+        *(
+            (("waivers", report.waivers.file.path), ("waivers.sha256", report.waivers.file.sha256))
+            if report.waivers is not None
+            else ()
+        ),
     ):
         ET.SubElement(properties, "property", name=name, value=_clean(value))
     suite.extend(cases)
@@ -81,6 +92,10 @@ def render_junit(report: Report) -> str:
         f"{len(report.rules)} rules, {report.probes} probes: "
         + ", ".join(f"{n} {v}" for v, n in counts.items())
         + f"\nexit {report.exit_code}: {report.exit_meaning()}\n"
+        + "".join(
+            f"waiver {waiver_line(o)}\n"
+            for o in (report.waivers.outcomes if report.waivers is not None else ())
+        )
     )
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
@@ -100,7 +115,11 @@ def _rule_cases(report: Report, rule: RuleVerdict) -> list[ET.Element]:
             name=_clean(f"{head} / {hop_title(index, hop)}"),
             classname=_clean(classname),
         )
-        _outcome(case, effective(rule, hop.verdict), hop.reason, _context(report, rule, hop))
+        verdict = effective(rule, hop.verdict)
+        reason = hop.reason
+        if verdict is Verdict.WAIVED:
+            reason = "; ".join(waiver_terms(w) for w in hop_waivers(report, hop)) or reason
+        _outcome(case, verdict, reason, _context(report, rule, hop))
         cases.append(case)
     return cases
 
@@ -114,6 +133,9 @@ def _outcome(case: ET.Element, verdict: Verdict, reason: str, context: str) -> N
             case, "error", type="INCONCLUSIVE", message=_clean(f"INCONCLUSIVE: {reason}")
         )
         error.text = _clean(context)
+    elif verdict is Verdict.WAIVED:
+        skipped = ET.SubElement(case, "skipped", message=_clean(f"WAIVED: {reason}"))
+        skipped.text = _clean(context)
     elif verdict is Verdict.WARN:
         ET.SubElement(case, "system-out").text = _clean(f"WARN (advisory): {reason}\n{context}")
     else:
@@ -130,4 +152,5 @@ def _context(report: Report, rule: RuleVerdict, hop: HopVerdict | None) -> str:
         if len(shown) > EVIDENCE_LINES:
             lines.append(f"  … {len(shown) - EVIDENCE_LINES} more (see report.json)")
         lines.extend(f"  {line}" for line in unwitnessed(hop)[:EVIDENCE_LINES])
+        lines.extend(f"  {evidence_line(e)}" for e in waived_items(hop)[:EVIDENCE_LINES])
     return "\n".join(lines) + "\n"

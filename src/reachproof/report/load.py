@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reachproof.errors import InputError, read_text
-from reachproof.report.model import SCHEMA
+from reachproof.report.model import READABLE_SCHEMAS, SCHEMA
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def check_report(document: object, where: str) -> None:
     found = document.get("schema")
     if found is None:
         raise InputError(f"{where}: not a reachproof report (no 'schema' field)")
-    if found != SCHEMA:
+    if found not in READABLE_SCHEMAS:
         raise InputError(
             f"{where}: report schema {found!r} is not the one this reachproof reads ({SCHEMA!r});"
             " re-run `reachproof check` with this version to get a comparable report"

@@ -1,14 +1,24 @@
 """A short Markdown summary for a CI job summary or a pull-request comment.
 
 A headline with the verdict counts and what the exit code means, a table of rules, then the
-failures with their top evidence and one line per undecided rule. Everything else is in the
-JSON and HTML reports.
+failures with their top evidence, one line per undecided rule, then the waived rules with
+their justification and every waiver's status (an expired or unused one is never left out).
+Everything else is in the JSON and HTML reports.
 """
 
 from __future__ import annotations
 
 from reachproof.report.model import Report
-from reachproof.report.text import MARK, effective, evidence_line, hop_title, relevant
+from reachproof.report.text import (
+    MARK,
+    effective,
+    evidence_line,
+    hop_title,
+    hop_waivers,
+    relevant,
+    waiver_line,
+    waiver_terms,
+)
 from reachproof.verdict import RuleVerdict, Verdict
 
 # Evidence lines per failing hop, and failing hops per rule, before "… more".
@@ -65,6 +75,7 @@ def render_markdown(report: Report) -> str:
         lines.extend(
             f"- **{cell(r.rule_id)}** {cell(r.title)}: {cell(r.reason)}" for r in undecided
         )
+    lines += _waivers(report)
     lines += ["", "Full evidence: `report.json` and `report.html` beside this summary."]
     return "\n".join(lines) + "\n"
 
@@ -87,4 +98,22 @@ def _failure(report: Report, rule: RuleVerdict) -> list[str]:
             lines.append(f"  - … {len(shown) - EVIDENCE_LINES} more")
     if len(broken) > HOPS:
         lines.append(f"- … {len(broken) - HOPS} more failing hops")
+    return lines
+
+
+def _waivers(report: Report) -> list[str]:
+    if report.waivers is None:
+        return []
+    lines: list[str] = []
+    waived = [r for r in report.rules if r.verdict is Verdict.WAIVED]
+    if waived:
+        lines += ["", "### Waived (accepted failures)", ""]
+        for rule in waived:
+            used = {w.ref: w for hop in rule.hops for w in hop_waivers(report, hop)}
+            terms = "; ".join(f"{code(ref)}: {waiver_terms(w)}" for ref, w in used.items())
+            lines.append(f"- **{cell(rule.rule_id)}** {cell(rule.title)}: {cell(terms)}")
+    lines += ["", f"### Waivers ({code(report.waivers.file.path)})", ""]
+    lines.extend(f"- {code(waiver_line(o))}" for o in report.waivers.outcomes)
+    if not report.waivers.outcomes:
+        lines.append("- the file holds no waivers")
     return lines

@@ -13,8 +13,11 @@ from reachproof.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 from reachproof.evidence import Capture
 from reachproof.observation import Observation
 from reachproof.verdict import RuleVerdict, Verdict
+from reachproof.waivers.model import WaiverOutcome, WaiverStatus
 
-SCHEMA = "reachproof.report/1"
+SCHEMA = "reachproof.report/2"
+# Reports `diff` still reads: /2 only added WAIVED and the waivers section to /1.
+READABLE_SCHEMAS = ("reachproof.report/1", SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,17 @@ class InputFile:
 
 
 @dataclass(frozen=True)
+class WaiverReport:
+    """The waiver file of a run (`check --waivers`) and what became of each waiver."""
+
+    file: InputFile
+    outcomes: tuple[WaiverOutcome, ...]
+
+    def with_status(self, status: WaiverStatus) -> list[WaiverOutcome]:
+        return [o for o in self.outcomes if o.status is status]
+
+
+@dataclass(frozen=True)
 class Report:
     policy_name: str
     policy: InputFile
@@ -45,6 +59,7 @@ class Report:
     # host name → zone, in the policy's zone order: what the zone reachability matrix needs
     zone_order: tuple[str, ...] = ()
     host_zones: tuple[tuple[str, str], ...] = ()
+    waivers: WaiverReport | None = None
 
     def counts(self) -> dict[Verdict, int]:
         counter = Counter(r.verdict for r in self.rules)
@@ -56,7 +71,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        """0 all rules pass (WARN included), 1 any FAIL, 3 no FAIL but something INCONCLUSIVE.
+        """0 all rules pass (WARN and WAIVED included), 1 any FAIL, 3 no FAIL but something
+        INCONCLUSIVE. An expired or unused waiver changes no exit code: the report lists it.
 
         An empty report decides nothing and is INCONCLUSIVE, never a pass.
         """
@@ -69,7 +85,8 @@ class Report:
 
     def exit_meaning(self) -> str:
         return {
-            EXIT_PASS: "every rule holds",
+            EXIT_PASS: "every rule holds"
+            + (" or is waived" if self.counts()[Verdict.WAIVED] else ""),
             EXIT_FAIL: "at least one rule FAILED",
             EXIT_INCONCLUSIVE: "no rule failed, but something could not be decided",
         }[self.exit_code]

@@ -3,7 +3,9 @@
 One SARIF rule per policy rule; one result per rule that did not pass: FAIL at the level of the
 rule's severity, WARN as a warning, INCONCLUSIVE as a note that says nothing was decided. Each
 result points at the rule's line in the policy file, so an alert opens where the documented
-property is written.
+property is written. A WAIVED rule is still a result at its severity's level, carrying one
+external suppression per waiver (its justification, approver and expiry), so code-scanning
+views show it as accepted instead of open; a waiver that expired suppresses nothing.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from reachproof.report.text import (
     effective,
     evidence_line,
     hop_title,
+    hop_waivers,
     relevant,
     rule_location,
     unwitnessed,
+    waived_items,
+    waiver_terms,
 )
 from reachproof.verdict import RuleVerdict, Verdict
+from reachproof.waivers.model import Waiver
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 # Evidence lines per result message; the JSON report keeps every one.
@@ -84,6 +90,17 @@ def sarif_log(report: Report, information_uri: str | None = None) -> dict[str, A
         "artifacts": [
             _artifact(report.policy.path, report.policy.sha256, "analysisTarget"),
             _artifact(report.inventory.path, report.inventory.sha256, "userSpecifiedConfiguration"),
+            *(
+                [
+                    _artifact(
+                        report.waivers.file.path,
+                        report.waivers.file.sha256,
+                        "userSpecifiedConfiguration",
+                    )
+                ]
+                if report.waivers is not None
+                else []
+            ),
         ],
         "results": [
             _result(report, index, rule)
@@ -146,6 +163,11 @@ def _result(report: Report, index: int, rule: RuleVerdict) -> dict[str, Any]:
     if rule.verdict is Verdict.FAIL:
         level = LEVEL[rule.severity]
         head = f"{rule.rule_id} FAILED: {rule.title}: {rule.reason}"
+    elif rule.verdict is Verdict.WAIVED:
+        level = LEVEL[rule.severity]
+        head = (
+            f"{rule.rule_id} WAIVED (a failure accepted by a waiver): {rule.title}: {rule.reason}"
+        )
     elif rule.verdict is Verdict.WARN:
         level = "warning"
         head = f"{rule.rule_id} WARN (advisory): {rule.title}: {rule.reason}"
@@ -166,6 +188,7 @@ def _result(report: Report, index: int, rule: RuleVerdict) -> dict[str, Any]:
         if len(shown) > EVIDENCE_LINES:
             lines.append(f"  … {len(shown) - EVIDENCE_LINES} more (see report.json)")
         lines.extend(f"  {line}" for line in unwitnessed(hop)[:EVIDENCE_LINES])
+        lines.extend(f"  {evidence_line(e)}" for e in waived_items(hop)[:EVIDENCE_LINES])
     location: dict[str, Any] = {
         "artifactLocation": {"uri": artifact_uri(report.policy.path), "index": 0}
     }
@@ -175,7 +198,7 @@ def _result(report: Report, index: int, rule: RuleVerdict) -> dict[str, Any]:
     fingerprint = hashlib.sha256(
         f"{report.policy_name}\0{rule.rule_id}\0{rule.verdict}".encode()
     ).hexdigest()
-    return {
+    result: dict[str, Any] = {
         "ruleId": rule.rule_id,
         "ruleIndex": index,
         "level": level,
@@ -183,4 +206,27 @@ def _result(report: Report, index: int, rule: RuleVerdict) -> dict[str, Any]:
         "locations": [{"physicalLocation": location}],
         "partialFingerprints": {"reachproofRuleVerdict/v1": fingerprint},
         "properties": {"verdict": str(rule.verdict), "severity": str(rule.severity)},
+    }
+    if rule.verdict is Verdict.WAIVED and report.waivers is not None:
+        used = {w.ref: w for hop in rule.hops for w in hop_waivers(report, hop)}
+        result["suppressions"] = [_suppression(report.waivers.file.path, w) for w in used.values()]
+    return result
+
+
+def _suppression(path: str, waiver: Waiver) -> dict[str, Any]:
+    return {
+        "kind": "external",
+        "status": "accepted",
+        "justification": waiver_terms(waiver),
+        "location": {
+            "physicalLocation": {
+                "artifactLocation": {"uri": artifact_uri(path), "index": 2},
+                "region": {"startLine": waiver.line},
+            }
+        },
+        "properties": {
+            "waiver": waiver.ref,
+            "acceptedBy": waiver.accepted_by,
+            "expires": waiver.expires.isoformat(),
+        },
     }

@@ -7,13 +7,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from reachproof.report.model import Report
-from reachproof.report.text import evidence_facts, short_ports, where, witness_line
+from reachproof.report.model import Report, WaiverReport
+from reachproof.report.text import (
+    evidence_facts,
+    short_ports,
+    waived_items,
+    waiver_line,
+    where,
+    witness_line,
+)
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
 
 MARKS = {
     Verdict.PASS: ("✓", "green"),
     Verdict.FAIL: ("✗", "bold red"),
+    Verdict.WAIVED: ("~", "cyan"),
     Verdict.WARN: ("!", "yellow"),
     Verdict.INCONCLUSIVE: ("?", "magenta"),
 }
@@ -32,12 +40,25 @@ def render_terminal(report: Report, console: Console) -> None:
     )
     console.print(f"policy    {escape(report.policy.path)}", highlight=False)
     console.print(f"inventory {escape(report.inventory.path)}", highlight=False)
+    if report.waivers is not None:
+        console.print(f"waivers   {escape(report.waivers.file.path)}", highlight=False)
     console.print()
     width = max((len(r.rule_id) for r in report.rules), default=2)
     for rule in report.rules:
         _rule(console, rule, width)
     console.print()
+    if report.waivers is not None:
+        _waivers(console, report.waivers)
     _summary(console, report)
+
+
+def _waivers(console: Console, waivers: WaiverReport) -> None:
+    outcomes = waivers.outcomes
+    console.print(Text(f"waivers: {len(outcomes)} in {waivers.file.path}", style="bold"))
+    styles = {"applied": "cyan", "unused": "yellow", "expired": "bold yellow"}
+    for outcome in outcomes:
+        console.print(Text(f"   {waiver_line(outcome)}", style=styles[str(outcome.status)]))
+    console.print()
 
 
 def _rule(console: Console, rule: RuleVerdict, width: int) -> None:
@@ -78,6 +99,8 @@ def _hop(console: Console, hop: HopVerdict, show_evidence: bool) -> None:
                 style="dim",
             )
         )
+    for item in waived_items(hop)[:EVIDENCE_LINES]:
+        console.print(_evidence_line(item))
     if hop.verdict is Verdict.INCONCLUSIVE:
         for witness in [w for w in hop.witnesses if not w.alive][:EVIDENCE_LINES]:
             console.print(Text(f"          ? {witness_line(witness)}", style=style))
@@ -93,6 +116,7 @@ def _evidence_line(item: Evidence) -> Text:
         f"{item.source} ({vantage}) → {where(item)}{ports}  ",
         (", ".join(evidence_facts(item)), style),
         (f" — {item.note}", "dim"),
+        (f" [waived by {item.waiver}]" if item.waiver else "", MARKS[Verdict.WAIVED][1]),
     )
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from reachproof.report.model import Report
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Sighting, Verdict
+from reachproof.waivers.model import Waiver, WaiverOutcome
 
 MARK = {
     Verdict.PASS: "✓",
     Verdict.FAIL: "✗",
+    Verdict.WAIVED: "~",
     Verdict.WARN: "!",
     Verdict.INCONCLUSIVE: "?",
 }
@@ -31,8 +33,15 @@ def short_ports(text: str, width: int = PORTS_WIDTH) -> str:
     return f"{head},… ({count:,} ports)"
 
 
-# Worse verdicts rank higher; a diff that moves a rule up this scale got worse.
-RANK = {Verdict.PASS: 0, Verdict.WARN: 1, Verdict.INCONCLUSIVE: 2, Verdict.FAIL: 3}
+# Worse verdicts rank higher; a diff that moves a rule up this scale got worse. WAIVED is an
+# accepted failure: FAIL → WAIVED is no worse, PASS → WAIVED is (the network changed).
+RANK = {
+    Verdict.PASS: 0,
+    Verdict.WAIVED: 1,
+    Verdict.WARN: 1,
+    Verdict.INCONCLUSIVE: 2,
+    Verdict.FAIL: 3,
+}
 
 
 def where(item: Evidence) -> str:
@@ -63,7 +72,35 @@ def evidence_line(item: Evidence, full_ports: bool = False) -> str:
     probe = f"{item.kind}/{ports}" if item.ports else item.kind
     facts = ", ".join(evidence_facts(item))
     vantage = item.vantage or "no vantage"
-    return f"{item.source} ({vantage}) → {where(item)} {probe}: {facts} — {item.note}"
+    waived = f" [waived by {item.waiver}]" if item.waiver else ""
+    return f"{item.source} ({vantage}) → {where(item)} {probe}: {facts} — {item.note}{waived}"
+
+
+def waived_items(hop: HopVerdict) -> list[Evidence]:
+    """The waived items of a hop that still fails or is undecided: what a waiver already covers."""
+    if hop.verdict is Verdict.WAIVED:
+        return []
+    return [e for e in hop.evidence if e.verdict is Verdict.WAIVED]
+
+
+def hop_waivers(report: Report, hop: HopVerdict) -> list[Waiver]:
+    """The waivers that waived something in this hop, in file order."""
+    refs = {e.waiver for e in hop.evidence if e.waiver}
+    if report.waivers is None or not refs:
+        return []
+    return [o.waiver for o in report.waivers.outcomes if o.waiver.ref in refs]
+
+
+def waiver_terms(waiver: Waiver) -> str:
+    """`legacy monitoring (accepted by J. Doe, expires 2027-03-31)`."""
+    return f"{waiver.justification} (accepted by {waiver.accepted_by}, expires {waiver.expires})"
+
+
+def waiver_line(outcome: WaiverOutcome) -> str:
+    """`expired  waivers.yaml:3  R3 agent1 tcp/6001 — why (accepted by …, expires …); 1 match`."""
+    waiver = outcome.waiver
+    matches = f"{outcome.matched} failing item{'s' if outcome.matched != 1 else ''} in scope"
+    return f"{outcome.status:<8} {waiver.ref}  {waiver.scope()} — {waiver_terms(waiver)}; {matches}"
 
 
 def witness_line(item: Sighting) -> str:

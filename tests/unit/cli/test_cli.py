@@ -114,3 +114,17 @@ def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("reachproof ")
+
+
+def test_a_bad_waiver_file_exits_2_before_probing(tmp_path: Path) -> None:
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text(
+        "waivers:\n  - {rule: R99, justification: j, accepted_by: a, expires: 2027-13-01}\n",
+        encoding="utf-8",
+    )
+    result = run("check", "--policy", POLICY, "-i", INVENTORY, "--waivers", waivers, "-o", tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{waivers}:2:12: waiver at line 2: the policy has no rule 'R99'" in result.stderr
+    assert f"{waivers}:2:60: waiver at line 2: expires: expected a date" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("report*"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from reachproof.report.json_report import render_json, report_to_dict, schema
 from reachproof.report.model import Report
 from reachproof.report.terminal import render_terminal
 from reachproof.verdict import Verdict
+from reachproof.waivers.load import load_waivers
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = Path(__file__).parent / "golden"
@@ -60,14 +62,49 @@ def _faulty(prepared: Prepared) -> FakeNetwork:
     return world
 
 
+def _breached(prepared: Prepared) -> FakeNetwork:
+    """Faults that the golden waivers meet, every vantage answering. Shipped policy: agent1's
+    RPC open to users (waived: exit 0). Compact policy: a DB port open to users (waived) and
+    cross-session SSH (its waiver expired: exit 1)."""
+    world = documented_world(prepared.inventory)
+    if _policy_name(prepared) == "backend-ai":
+        world.facts.insert(0, Fact("user", "agent1", PortState.OPEN, PortSet.parse("6001")))
+    else:
+        world.facts[:0] = [
+            Fact("user", "db", PortState.OPEN, PortSet.parse("2")),
+            Fact("s1/main1", "s2/sub1", PortState.OPEN, PortSet.parse("2200")),
+        ]
+    return world
+
+
+def _policy_name(prepared: Prepared) -> str:
+    return "backend-ai" if "backend-ai" in prepared.policy.path else "compact"
+
+
 SCENARIOS = {
     "clean": lambda p: documented_world(p.inventory),
     "faulty": _faulty,
+    "waived": _breached,
 }
+
+
+def _waived(prepared: Prepared) -> Prepared:
+    """The prepared run with the golden waiver file beside its policy."""
+    name = _policy_name(prepared)
+    rules = [r.id.text for r in prepared.policy.rules]
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        waivers = load_waivers(Path(f"tests/unit/report/golden/{name}.waivers.yaml"), rules)
+    finally:
+        os.chdir(cwd)
+    return replace(prepared, waivers=waivers)
 
 
 def _report(prepared: Prepared, scenario: str) -> Report:
     world = SCENARIOS[scenario](prepared)
+    if scenario == "waived":
+        prepared = _waived(prepared)
     return build_report(prepared, world.observe(prepared.plan), STARTED, FINISHED)
 
 

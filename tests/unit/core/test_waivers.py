@@ -1,0 +1,145 @@
+"""Waivers: what one covers, when it expires, and how a bad waiver file is reported."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from reachproof.errors import EXIT_INVALID, WaiverError
+from reachproof.ports import parse_ports
+from reachproof.waivers.load import parse_waivers
+from reachproof.waivers.model import Waiver
+
+RULES = ("R1", "R3")
+LABEL = "deny user → agent:any-tcp"
+
+
+def _waiver(**scope: object) -> Waiver:
+    fields: dict[str, object] = {
+        "ref": "w.yaml:2",
+        "line": 2,
+        "rule": "R3",
+        "hop": None,
+        "target": None,
+        "ports": None,
+        "justification": "why",
+        "accepted_by": "who",
+        "expires": date(2026, 11, 22),
+    }
+    fields.update(scope)
+    return Waiver(**fields)  # type: ignore[arg-type]
+
+
+# (waiver scope, evidence: rule, hop number, target, address, kind, ports) → covered
+COVERS = [
+    ({}, ("R3", 1, "agent1", "10.0.2.11", "tcp", "6001"), True),
+    ({}, ("R1", 1, "agent1", "10.0.2.11", "tcp", "6001"), False),
+    ({"hop": 1}, ("R3", 1, "agent1", "10.0.2.11", "tcp", "6001"), True),
+    ({"hop": 2}, ("R3", 1, "agent1", "10.0.2.11", "tcp", "6001"), False),
+    ({"hop": "deny user -> agent:any-tcp"}, ("R3", 1, "agent1", None, "tcp", "6001"), True),
+    ({"hop": "deny user -> agent:web"}, ("R3", 1, "agent1", None, "tcp", "6001"), False),
+    ({"target": "agent1"}, ("R3", 1, "agent1", "10.0.2.11", "tcp", "6001"), True),
+    ({"target": "10.0.2.11"}, ("R3", 1, "agent1", "10.0.2.11", "tcp", "6001"), True),
+    ({"target": "10.0.2.11"}, ("R3", 1, "agent1", "fd00:2::11", "tcp", "6001"), False),
+    ({"target": "agent2"}, ("R3", 1, "agent1", "10.0.2.11", "tcp", "6001"), False),
+    ({"ports": "tcp/6000-6010"}, ("R3", 1, "agent1", None, "tcp", "6001,6005"), True),
+    ({"ports": "tcp/6001"}, ("R3", 1, "agent1", None, "tcp", "6001-6002"), False),
+    ({"ports": "udp/6001"}, ("R3", 1, "agent1", None, "tcp", "6001"), False),
+    ({"ports": "tcp/22, udp/4789"}, ("R3", 1, "agent1", None, "udp", "4789"), True),
+    ({"ports": "tcp/1-65535"}, ("R3", 1, "s1/main1", None, "check", ""), False),
+    ({"target": "s1/main1"}, ("R3", 1, "s1/main1", None, "check", ""), True),
+]
+
+
+@pytest.mark.parametrize(("scope", "item", "covered"), COVERS)
+def test_what_a_waiver_covers(
+    scope: dict[str, object], item: tuple[str, int, str, str | None, str, str], covered: bool
+) -> None:
+    if "ports" in scope:
+        scope = {**scope, "ports": parse_ports(str(scope["ports"]))}
+    rule, number, target, address, kind, ports = item
+    assert _waiver(**scope).covers(rule, number, LABEL, target, address, kind, ports) is covered
+
+
+@pytest.mark.parametrize(
+    ("today", "expired"),
+    [(date(2026, 11, 21), False), (date(2026, 11, 22), False), (date(2026, 11, 23), True)],
+)
+def test_a_waiver_is_valid_through_its_expiry_day(today: date, expired: bool) -> None:
+    assert _waiver().expired(today) is expired
+
+
+GOOD = """\
+waivers:
+  - rule: R3
+    hop: 1
+    target: agent1
+    ports: tcp/6001, udp/4789
+    justification: monitored until the bastion ships
+    accepted_by: A. Auditor
+    expires: 2027-01-31
+  - rule: R1
+    hop: allow user -> webserver:web
+    justification: j
+    accepted_by: b
+    expires: 2026-12-01
+"""
+
+
+def test_a_waiver_file_loads_with_its_positions() -> None:
+    first, second = parse_waivers(GOOD, "w.yaml", RULES)
+    assert (first.ref, first.rule, first.hop, first.target) == ("w.yaml:2", "R3", 1, "agent1")
+    assert [str(p) for p in first.ports or ()] == ["tcp/6001", "udp/4789"]
+    assert first.expires == date(2027, 1, 31)
+    assert (second.ref, second.hop, second.ports) == (
+        "w.yaml:9",
+        "allow user -> webserver:web",
+        None,
+    )
+
+
+BAD = [
+    ("rule: R3", "rule: R9", "2:11", "the policy has no rule 'R9' (rules: R1, R3)"),
+    ("expires: 2027-01-31", "expires: 31.1.2027", "8:14", "expires: expected a date"),
+    ("expires: 2027-01-31", "expires: 2027-02-30", "8:14", "expires: expected a date"),
+    ("ports: tcp/6001, udp/4789", "ports: tcp/70000", "5:12", "ports: port out of range"),
+    ("hop: 1", "hop: 0", "3:10", "hop: expected an integer 1-9999, got 0"),
+    ("    justification: monitored until the bastion ships\n", "", "2:5", "missing required key"),
+    ("accepted_by: A. Auditor", 'accepted_by: ""', "7:18", "accepted_by: expected a string"),
+    ("target: agent1", "taget: agent1", "4:5", "unknown key 'taget' in waiver at line 2"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "pos", "message"), BAD)
+def test_each_mistake_is_reported_where_it_is(old: str, new: str, pos: str, message: str) -> None:
+    assert old in GOOD
+    with pytest.raises(WaiverError) as caught:
+        parse_waivers(GOOD.replace(old, new), "w.yaml", RULES)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.render().startswith(f"w.yaml:{pos}: ")
+    assert message in diagnostic.message
+    assert caught.value.exit_code == EXIT_INVALID
+
+
+def test_every_mistake_of_a_file_is_reported_at_once() -> None:
+    text = GOOD.replace("rule: R3", "rule: R9").replace("rule: R1", "rule: R8")
+    with pytest.raises(WaiverError) as caught:
+        parse_waivers(text, "w.yaml", RULES)
+    assert [(d.line, d.column) for d in caught.value.diagnostics] == [(2, 11), (9, 11)]
+    assert "    ^" in str(caught.value)  # the line and a caret under the mistake
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "w.yaml:1:1: empty waiver file"),
+        ("waivers: [\n", "w.yaml:2:1: invalid YAML"),
+        ("waivers: {rule: R3}\n", "w.yaml:1:10: waivers: expected a list, got a mapping"),
+        ("- rule: R3\n", "w.yaml:1:1: waiver file: expected a mapping, got a list"),
+    ],
+)
+def test_a_malformed_file_is_a_waiver_error(text: str, message: str) -> None:
+    with pytest.raises(WaiverError) as caught:
+        parse_waivers(text, "w.yaml", RULES)
+    assert str(caught.value).startswith(message)
