@@ -90,6 +90,10 @@ def test_plan_table_summarises() -> None:
     assert result.returncode == 0, result.stderr
     assert "container[main]" in result.stdout
     assert "probes" in result.stdout
+    # What liveness adds to the plan, in one line: no extra probe packet for the lab.
+    liveness = " ".join(result.stdout[result.stdout.index("liveness:") :].split())
+    assert liveness.startswith("liveness: 46 deny target addresses")
+    assert liveness.endswith("adds 15 spec(s), 0 probe packet(s)")
 
 
 def test_inventory_with_undeclared_role_exits_2(tmp_path: Path) -> None:
