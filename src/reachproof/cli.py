@@ -190,7 +190,7 @@ def check_command(
 ) -> None:
     """Probe every documented rule from its vantage points and report PASS / FAIL / INCONCLUSIVE.
 
-    Exit 0 every rule holds, 1 a rule FAILED, 2 invalid input, 3 nothing failed but something could not be decided, 4 internal error, 130 interrupted (no partial report is left).
+    Exit 0 every rule holds (or is WAIVED by --waivers), 1 a rule FAILED, 2 invalid input, 3 nothing failed but something could not be decided, 4 internal error, 130 interrupted (no partial report is left).
     """  # noqa: E501
     from dataclasses import replace
     from datetime import UTC, datetime

@@ -17,6 +17,7 @@ from reachproof.report.text import (
     witness_line,
 )
 from reachproof.verdict import Evidence, HopVerdict, RuleVerdict, Verdict
+from reachproof.waivers.model import WaiverStatus
 
 MARKS = {
     Verdict.PASS: ("✓", "green"),
@@ -55,9 +56,14 @@ def render_terminal(report: Report, console: Console) -> None:
 def _waivers(console: Console, waivers: WaiverReport) -> None:
     outcomes = waivers.outcomes
     console.print(Text(f"waivers: {len(outcomes)} in {waivers.file.path}", style="bold"))
-    styles = {"applied": "cyan", "unused": "yellow", "expired": "bold yellow"}
+    styles = {
+        WaiverStatus.APPLIED: "cyan",
+        WaiverStatus.UNUSED: "yellow",
+        WaiverStatus.EXPIRED: "bold yellow",
+        WaiverStatus.NOT_CHECKED: "dim",
+    }
     for outcome in outcomes:
-        console.print(Text(f"   {waiver_line(outcome)}", style=styles[str(outcome.status)]))
+        console.print(Text(f"   {waiver_line(outcome)}", style=styles[outcome.status]))
     console.print()
 
 

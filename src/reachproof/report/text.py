@@ -100,7 +100,9 @@ def waiver_line(outcome: WaiverOutcome) -> str:
     """`expired  waivers.yaml:3  R3 agent1 tcp/6001 — why (accepted by …, expires …); 1 match`."""
     waiver = outcome.waiver
     matches = f"{outcome.matched} failing item{'s' if outcome.matched != 1 else ''} in scope"
-    return f"{outcome.status:<8} {waiver.ref}  {waiver.scope()} — {waiver_terms(waiver)}; {matches}"
+    return (
+        f"{outcome.status:<11} {waiver.ref}  {waiver.scope()} — {waiver_terms(waiver)}; {matches}"
+    )
 
 
 def witness_line(item: Sighting) -> str:

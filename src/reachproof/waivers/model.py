@@ -22,6 +22,7 @@ class WaiverStatus(StrEnum):
     APPLIED = "applied"  # waived at least one FAIL evidence item
     UNUSED = "unused"  # valid, but matched no FAIL in this run
     EXPIRED = "expired"  # past its date: waives nothing
+    NOT_CHECKED = "not-checked"  # valid, but its rule was left out of this run (`--rule`)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ def outcomes(
     waivers: Sequence[Waiver], rules: Sequence[RuleVerdict], today: date
 ) -> tuple[WaiverOutcome, ...]:
     """One outcome per waiver, in file order; `matched` counts the failing (or waived) evidence
-    items in its scope, so an expired waiver still shows what it would have covered."""
+    items in its scope, so an expired waiver still shows what it would have covered. A waiver
+    whose rule this run did not check is not called unused: nothing could have matched it."""
+    judged = {rule.rule_id for rule in rules}
     out: list[WaiverOutcome] = []
     for waiver in waivers:
         matched = sum(
@@ -28,6 +30,8 @@ def outcomes(
         )
         if waiver.expired(today):
             status = WaiverStatus.EXPIRED
+        elif waiver.rule not in judged:
+            status = WaiverStatus.NOT_CHECKED
         else:
             status = WaiverStatus.APPLIED if matched else WaiverStatus.UNUSED
         out.append(WaiverOutcome(waiver, status, matched))

@@ -155,3 +155,22 @@ def test_junit_skips_and_sarif_suppresses_with_the_justification() -> None:
     assert suppression["justification"].startswith("agent RPC monitored from outside")
     location = suppression["location"]["physicalLocation"]
     assert (location["artifactLocation"]["uri"], location["region"]["startLine"]) == ("w.yaml", 2)
+
+
+def test_a_waiver_of_a_rule_left_out_by_rule_is_not_called_unused() -> None:
+    case = prepared(BACKEND_AI)
+    text = (
+        "waivers:\n"
+        "  - {rule: R1, justification: j, accepted_by: a, expires: 2027-01-01}\n"
+        "  - {rule: R3, justification: j, accepted_by: a, expires: 2027-01-01}\n"
+    )
+    rules = [r.id.text for r in case.policy.rules]
+    waivers = WaiverFile("w.yaml", "0" * 64, parse_waivers(text, "w.yaml", rules))
+    only_r3 = replace(case, plan=replace(case.plan, rules=case.plan.rules[2:3]), waivers=waivers)
+    report = build_report(only_r3, _breached(case).observe(case.plan), STARTED, FINISHED)
+    assert [r.rule_id for r in report.rules] == ["R3"]
+    assert report.waivers is not None
+    assert [o.status for o in report.waivers.outcomes] == [
+        WaiverStatus.NOT_CHECKED,
+        WaiverStatus.APPLIED,
+    ]
