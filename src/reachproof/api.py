@@ -17,10 +17,10 @@ from reachproof.policy.ast import Policy
 from reachproof.policy.compile import compile_plan
 from reachproof.policy.parse import load_policy
 from reachproof.report.model import InputFile, Report, WaiverReport
-from reachproof.verdict import NO_WAIVERS, Waiving, judge_plan
+from reachproof.verdict import judge_plan
+from reachproof.waivers.apply import Waiving, outcomes
 from reachproof.waivers.load import load_waivers
 from reachproof.waivers.model import WaiverFile
-from reachproof.waivers.outcome import outcomes
 
 if TYPE_CHECKING:  # the engine is imported only when something is probed
     from reachproof.engine.options import EngineOptions
@@ -92,12 +92,12 @@ def build_report(
     zones = host_zones(prepared.inventory, prepared.policy)
     file = prepared.waivers
     # The run's own finish day decides expiry, so a report is a function of its inputs.
-    waiving = NO_WAIVERS if file is None else Waiving(file.waivers, finished.date())
+    waiving = None if file is None else Waiving(file.waivers, finished.date())
     rules = judge_plan(prepared.plan, observed, waiving)
     waiver_report = None
     if file is not None:
         waiver_report = WaiverReport(
-            InputFile(file.path, file.sha256), outcomes(file.waivers, rules, waiving.today)
+            InputFile(file.path, file.sha256), outcomes(file.waivers, rules, finished.date())
         )
     return Report(
         policy_name=prepared.policy.name,

@@ -12,7 +12,7 @@ The semantics (DESIGN.md, "Verdict semantics"):
   pass with any target address unwitnessed is INCONCLUSIVE, "target not shown alive".
 - A FAIL anywhere in a rule outweighs INCONCLUSIVE elsewhere (the failure is certain);
   an empty target set is INCONCLUSIVE; an advisory rule reports WARN instead of FAIL.
-- Waivers (waivers/model.py): a FAIL evidence item in an unexpired waiver's scope is WAIVED.
+- Waivers (waivers/apply.py): a FAIL evidence item in an unexpired waiver's scope is WAIVED.
   A hop or rule whose failures are all waived is WAIVED, unless something else in it is
   undecided (INCONCLUSIVE outweighs WAIVED: a waiver never hides what was not observed).
 """
@@ -20,15 +20,17 @@ The semantics (DESIGN.md, "Verdict semantics"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from reachproof.observation import Observation, PortResult, PortState
 from reachproof.plan import HopPlan, Plan, ProbeKind, ProbeSpec, RulePlan
 from reachproof.policy.ast import Action, Severity
 from reachproof.ports import PortSet
-from reachproof.waivers.model import Waiver
+
+if TYPE_CHECKING:  # waivers/apply.py builds on the verdict types; here it is only called
+    from reachproof.waivers.apply import Waiving
 
 MIN_SILENT_ATTEMPTS = 2
 
@@ -314,36 +316,6 @@ def _witnesses(
     return tuple(out.values())
 
 
-@dataclass(frozen=True)
-class Waiving:
-    """The waivers of a run and the day that decides which have expired."""
-
-    waivers: tuple[Waiver, ...]
-    today: date
-
-    def waive(self, rule_id: str, number: int, label: str, item: Evidence) -> Evidence:
-        """The item as WAIVED by the first unexpired waiver covering it; only a FAIL is waived,
-        and a FAIL only an expired waiver covers says so in its note."""
-        if item.verdict is not Verdict.FAIL:
-            return item
-        covering = [
-            w
-            for w in self.waivers
-            if w.covers(rule_id, number, label, item.target, item.address, item.kind, item.ports)
-        ]
-        valid = [w for w in covering if not w.expired(self.today)]
-        if valid:
-            return replace(item, verdict=Verdict.WAIVED, waiver=valid[0].ref)
-        if covering:
-            expired = covering[0]
-            note = f"{item.note}; waiver {expired.ref} expired on {expired.expires}"
-            return replace(item, note=note)
-        return item
-
-
-NO_WAIVERS = Waiving((), date.min)
-
-
 def judge_hop(
     hop: HopPlan,
     specs: Mapping[str, ProbeSpec],
@@ -351,7 +323,7 @@ def judge_hop(
     plan: Plan,
     seen: Mapping[str, Sighting],
     where: tuple[str, int],
-    waiving: Waiving,
+    waiving: Waiving | None,
 ) -> HopVerdict:
     """`where`: the rule id and the hop's 1-based number across the rule, for waivers."""
     evidence: list[Evidence] = []
@@ -360,8 +332,9 @@ def judge_hop(
         spec = specs[spec_id]
         probes += max(len(spec.ports), 1)
         evidence.extend(judge_spec(spec, observations.get(spec_id)))
-    rule_id, number = where
-    evidence = [waiving.waive(rule_id, number, hop.label, e) for e in evidence]
+    if waiving is not None:
+        rule_id, number = where
+        evidence = [waiving.waive(rule_id, number, hop.label, e) for e in evidence]
     verdict = combine(e.verdict for e in evidence)
     reason = _hop_reason(hop, verdict, evidence)
     witnesses: tuple[Sighting, ...] = ()
@@ -406,7 +379,7 @@ def judge_rule(
     observations: Mapping[str, Observation],
     plan: Plan,
     seen: Mapping[str, Sighting],
-    waiving: Waiving = NO_WAIVERS,
+    waiving: Waiving | None = None,
 ) -> RuleVerdict:
     hops = tuple(
         judge_hop(h, specs, observations, plan, seen, (rule.rule_id, n), waiving)
@@ -434,7 +407,7 @@ def judge_rule(
 
 
 def judge_plan(
-    plan: Plan, observations: Iterable[Observation], waiving: Waiving = NO_WAIVERS
+    plan: Plan, observations: Iterable[Observation], waiving: Waiving | None = None
 ) -> tuple[RuleVerdict, ...]:
     specs = {s.id: s for s in plan.specs}
     by_spec = {o.spec_id: o for o in observations}

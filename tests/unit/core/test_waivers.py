@@ -8,6 +8,8 @@ import pytest
 
 from reachproof.errors import EXIT_INVALID, WaiverError
 from reachproof.ports import parse_ports
+from reachproof.verdict import Evidence, Verdict
+from reachproof.waivers.apply import Waiving
 from reachproof.waivers.load import parse_waivers
 from reachproof.waivers.model import Waiver
 
@@ -143,3 +145,34 @@ def test_a_malformed_file_is_a_waiver_error(text: str, message: str) -> None:
     with pytest.raises(WaiverError) as caught:
         parse_waivers(text, "w.yaml", RULES)
     assert str(caught.value).startswith(message)
+
+
+def _item(verdict: Verdict, note: str = "open: reachable although the rule denies it") -> Evidence:
+    return Evidence(
+        spec_id="R3/0/0/0", vantage="user", source="user", target="agent1",
+        address="10.0.2.11", family=4, kind="tcp", ports="6001", state="open",
+        reason="syn-ack", attempts=1, rtt_ms=0.5, ttl=64, verdict=verdict, note=note,
+    )  # fmt: skip
+
+
+VALID = _waiver(ref="w.yaml:2", expires=date(2026, 11, 22))
+STALE = _waiver(ref="w.yaml:9", expires=date(2026, 11, 1))
+
+# (waivers, evidence verdict) → (verdict after waiving, waiver ref, expiry noted)
+WAIVING = [
+    ((VALID,), Verdict.FAIL, Verdict.WAIVED, "w.yaml:2", False),
+    ((STALE, VALID), Verdict.FAIL, Verdict.WAIVED, "w.yaml:2", False),
+    ((STALE,), Verdict.FAIL, Verdict.FAIL, "", True),
+    ((VALID,), Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE, "", False),
+    ((VALID,), Verdict.PASS, Verdict.PASS, "", False),
+    ((), Verdict.FAIL, Verdict.FAIL, "", False),
+]
+
+
+@pytest.mark.parametrize(("waivers", "before", "after", "ref", "noted"), WAIVING)
+def test_only_a_fail_is_waived_and_only_by_a_valid_waiver(
+    waivers: tuple[Waiver, ...], before: Verdict, after: Verdict, ref: str, noted: bool
+) -> None:
+    waived = Waiving(waivers, date(2026, 11, 22)).waive("R3", 1, LABEL, _item(before))
+    assert (waived.verdict, waived.waiver) == (after, ref)
+    assert ("waiver w.yaml:9 expired on 2026-11-01" in waived.note) is noted
