@@ -194,9 +194,11 @@ def _result(report: Report, index: int, rule: RuleVerdict) -> dict[str, Any]:
     }
     if rule.line >= 1:
         location["region"] = {"startLine": rule.line}
-    # Stable across runs while the same rule stays broken the same way, so an alert is tracked.
+    # Stable across runs while the same rule stays broken the same way, so an alert is tracked;
+    # a waived failure keeps the FAIL's fingerprint: the same alert, now suppressed.
+    tracked = Verdict.FAIL if rule.verdict is Verdict.WAIVED else rule.verdict
     fingerprint = hashlib.sha256(
-        f"{report.policy_name}\0{rule.rule_id}\0{rule.verdict}".encode()
+        f"{report.policy_name}\0{rule.rule_id}\0{tracked}".encode()
     ).hexdigest()
     result: dict[str, Any] = {
         "ruleId": rule.rule_id,

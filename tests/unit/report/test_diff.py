@@ -140,3 +140,18 @@ def test_blocked_to_blocked_is_not_a_change_but_blocked_to_open_is() -> None:
     same[0]["verdict"] = "FAIL"
     changes = diff_reports(old, new).states
     assert [(c.old_state, c.new_state, c.worse) for c in changes] == [("filtered", "open", True)]
+
+
+def test_a_version_1_report_is_still_read_against_a_version_2_one(tmp_path: Path) -> None:
+    """Version 2 only added WAIVED and the waivers: a baseline from before still compares."""
+    old = _doc("faulty")
+    old["schema"] = "reachproof.report/1"
+    del old["waivers"], old["summary"]["WAIVED"]
+    for rule in old["rules"]:
+        for hop in rule["hops"]:
+            for item in hop["evidence"]:
+                del item["waiver"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(old), encoding="utf-8")
+    diff = diff_reports(load_report(path), _doc("faulty"))
+    assert not diff.worse and not diff.rules and not diff.states

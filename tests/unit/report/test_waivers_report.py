@@ -153,6 +153,8 @@ def test_junit_skips_and_sarif_suppresses_with_the_justification() -> None:
     [suppression] = result["suppressions"]
     assert suppression["kind"] == "external"
     assert suppression["justification"].startswith("agent RPC monitored from outside")
+    failed = sarif_log(_run(_breached, "waivers: []\n"))["runs"][0]["results"]
+    assert [r["partialFingerprints"] for r in failed] == [result["partialFingerprints"]]
     location = suppression["location"]["physicalLocation"]
     assert (location["artifactLocation"]["uri"], location["region"]["startLine"]) == ("w.yaml", 2)
 
