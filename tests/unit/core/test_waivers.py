@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from reachproof.errors import EXIT_INVALID, WaiverError
+from reachproof.policy.parse import load_policy
 from reachproof.ports import parse_ports
 from reachproof.verdict import Evidence, Verdict
 from reachproof.waivers.apply import Waiving
-from reachproof.waivers.load import parse_waivers
+from reachproof.waivers.load import load_waivers, parse_waivers
 from reachproof.waivers.model import Waiver
 
 RULES = ("R1", "R3")
@@ -176,3 +178,14 @@ def test_only_a_fail_is_waived_and_only_by_a_valid_waiver(
     waived = Waiving(waivers, date(2026, 11, 22)).waive("R3", 1, LABEL, _item(before))
     assert (waived.verdict, waived.waiver) == (after, ref)
     assert ("waiver w.yaml:9 expired on 2026-11-01" in waived.note) is noted
+
+
+def test_the_shipped_example_loads_against_the_shipped_policy() -> None:
+    root = Path(__file__).resolve().parents[3]
+    policy = load_policy(root / "policies" / "backend-ai.policy")
+    loaded = load_waivers(root / "examples" / "waivers.yaml", [r.id.text for r in policy.rules])
+    assert [(w.rule, w.target, w.hop) for w in loaded.waivers] == [
+        ("R3", "agent1", None),
+        ("R7", None, 1),
+    ]
+    assert len(loaded.sha256) == 64
