@@ -54,8 +54,8 @@ COUNTER_TABLE = "rpbcount"
 NMAP_ARGS = ("-sS", "-T4", "--min-rate", "20000", "--max-retries", "1", "-Pn", "-n")
 # masscan waits 10 s for late answers by default; lab RTTs are far below a millisecond.
 MASSCAN_ARGS = ("--retries", "1", "--wait", "2")
-MASSCAN_RATES = "100000,200000,400000,800000,1600000"
-MASSCAN_SLACK = 6.0  # s on top of the send time: 1 s retry spacing, --wait 2, start-up
+MASSCAN_RATES = "25000,50000,100000,200000,400000"
+MASSCAN_QUIET = 4.0  # s without a new SYN: masscan has sent all and waited for answers
 SPEEDUP_TARGET = 10.0
 PPS_TARGET = 500_000
 
@@ -235,9 +235,8 @@ def run_masscan(handle: LabHandle, chosen: list[Target], rate: int) -> Run:
                 "ip", "netns", "exec", handle.topology.user.netns, "stdbuf", "-oL", "masscan",
                 *MASSCAN_ARGS, "--rate", str(rate), "-p", "1-65535", "-oL", "-", *addresses,
             ]  # fmt: skip
-            packets = len(addresses) * len(ALL_PORTS) * 2  # --retries 1: two per port
             with listing.open("w") as out:
-                _run_masscan(argv, packets / rate + MASSCAN_SLACK, out)
+                _run_masscan(argv, handle.topology.fw_netns, out)
             seen: dict[str, set[int]] = {a: set() for a in addresses}
             for line in listing.read_text().splitlines():
                 fields = line.split()  # "open tcp 443 10.0.1.10 1700000000"
@@ -249,16 +248,25 @@ def run_masscan(handle: LabHandle, chosen: list[Target], rate: int) -> Run:
     return Run(f"masscan {rate // 1000}k", seconds, packets, sampler.sending(), found)
 
 
-def _run_masscan(argv: list[str], bound: float, out: IO[str]) -> None:
+def _run_masscan(argv: list[str], fw: str, out: IO[str]) -> None:
     """masscan 1.3.2 here never leaves its final wait ("waiting -N-secs": its receive thread
     stays blocked, and Ctrl-C does not end it either), so its list output goes line by line
-    (stdbuf) to `out` and it is killed once it has had its send time plus the slack."""
+    (stdbuf) to `out` and it is killed once the perimeter's SYN counter has stood still for
+    MASSCAN_QUIET seconds (its retries are 1 s apart, its --wait 2 s), or after 900 s."""
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
     try:
-        proc.wait(bound)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        started = last_change = time.monotonic()
+        seen = read_counter(fw)
+        while proc.poll() is None and time.monotonic() - started < 900:
+            time.sleep(0.5)
+            now, count = time.monotonic(), read_counter(fw)
+            if count != seen:
+                seen, last_change = count, now
+            elif count and now - last_change >= MASSCAN_QUIET:
+                break
     finally:
+        if proc.poll() is None:
+            proc.kill()
         proc.wait()
 
 
