@@ -164,3 +164,39 @@ def test_interrupted_up_removes_what_it_made() -> None:
             proc.kill()
             proc.wait()
         teardown(prefix)
+
+
+# Run in a mount namespace of its own whose /run is a fresh tmpfs: /run/netns is then a plain
+# directory, as on a machine where no namespace was ever made, and everything made here (the
+# namespace files, their mounts) vanishes with the mount namespace.
+_FRESH_RUN = """
+import subprocess
+from pathlib import Path
+from reachproof.lab.netns import create_netns, remove_netns
+create_netns("rpmnt-lab")
+subprocess.run(["ip", "netns", "add", "rpmnt-other"], check=True)
+remove_netns("rpmnt-lab")
+assert not Path("/run/netns/rpmnt-lab").exists(), "the lab's namespace file is still there"
+subprocess.run(["ip", "netns", "del", "rpmnt-other"], check=True)
+print("removed")
+"""
+
+
+def test_a_namespace_stays_removable_after_ip_netns_add_on_a_fresh_machine() -> None:
+    result = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs tmpfs /run && exec "$0" -c "$1"',
+            sys.executable,
+            _FRESH_RUN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "removed", result.stderr

@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
+MS_REC = 16384
+MS_SHARED = 1 << 20
 MNT_DETACH = 2
 NETNS_DIR = Path("/run/netns")
 ETC_NETNS_DIR = Path("/etc/netns")
@@ -199,6 +201,7 @@ def create_netns(name: str, sysctls: dict[str, str] | None = None) -> None:
     """
     path = netns_path(name)
     NETNS_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _share_netns_dir()
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
     except FileExistsError as exc:
@@ -234,6 +237,25 @@ def create_netns(name: str, sysctls: dict[str, str] | None = None) -> None:
         raise LabError(f"cannot create network namespace {name!r}: {errors[0]}") from errors[0]
 
 
+def _share_netns_dir() -> None:
+    """Make /run/netns a shared mount point, as `ip netns add` does before its first namespace.
+
+    When /run/netns is a plain directory, the first `ip netns add` on the machine (a site's
+    tool, a test) bind-mounts it over itself recursively: every namespace file that existed
+    then is left with a copy of its mount hidden underneath, which nobody can unmount by path,
+    so it can never be deleted (EBUSY) until a reboot. Doing it first, the same way, makes
+    iproute2 find a mount point and leave it alone.
+    """
+    shared = MS_SHARED | MS_REC
+    if _libc.mount(b"", bytes(NETNS_DIR), b"none", shared, None) == 0:
+        return
+    if ctypes.get_errno() != errno.EINVAL:  # EINVAL: not a mount point yet
+        _check(-1, f"make {NETNS_DIR} shared")
+    directory = bytes(NETNS_DIR)
+    _check(_libc.mount(directory, directory, b"none", MS_BIND | MS_REC, None), "bind mount")
+    _check(_libc.mount(b"", directory, b"none", shared, None), f"make {NETNS_DIR} shared")
+
+
 def remove_netns(name: str) -> None:
     """Unmount and delete /run/netns/<name>; the kernel frees the namespace with its last user."""
     path = netns_path(name)
@@ -242,6 +264,14 @@ def remove_netns(name: str) -> None:
         path.unlink()
     except FileNotFoundError:
         return
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        raise LabError(
+            f"cannot remove {path}: a second mount of it is hidden under a later bind mount of "
+            f"{NETNS_DIR} (made by an `ip netns add` while the namespace existed); `umount -l "
+            f"{NETNS_DIR}` while no other namespace is in use, or a reboot, frees it"
+        ) from exc
 
 
 def list_netns(prefix: str) -> tuple[str, ...]:
