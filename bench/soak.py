@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from reachproof.api import prepare, run_check
-from reachproof.errors import PrerequisiteError, ReachproofError
+from reachproof.errors import LabError, PrerequisiteError, ReachproofError
 from reachproof.lab.build import build_lab
 from reachproof.lab.state import teardown
 from reachproof.lab.topology import LabOptions
@@ -122,7 +122,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             handle = build_lab(LabOptions.create(prefix=args.prefix), Path(tmp) / "inventory.yaml")
-        except PrerequisiteError as exc:
+        except (PrerequisiteError, LabError) as exc:  # e.g. a lab of that prefix is up
             print(f"cannot build the lab: {exc}")
             return 2
         hog = start_hog(hog_cpu, args.max_seconds + 60)
