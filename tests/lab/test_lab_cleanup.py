@@ -200,3 +200,47 @@ def test_a_namespace_stays_removable_after_ip_netns_add_on_a_fresh_machine() -> 
         timeout=60,
     )
     assert result.returncode == 0 and result.stdout.strip() == "removed", result.stderr
+
+
+# The state a machine is left in when `ip netns add` ran while a namespace made the old way
+# (no shared /run/netns) existed: that namespace's mount is hidden under the recursive bind.
+_HIDDEN_MOUNT = """
+import subprocess
+from pathlib import Path
+from reachproof.errors import LabError
+from reachproof.lab.netns import create_netns
+from reachproof.lab.state import teardown
+Path("/run/netns").mkdir()
+Path("/run/netns/rpstk-old").touch()
+subprocess.run(["unshare", "--net=/run/netns/rpstk-old", "true"], check=True)
+subprocess.run(["mount", "--rbind", "/run/netns", "/run/netns"], check=True)
+create_netns("rpstk-new")
+try:
+    teardown("rpstk")
+except LabError as exc:
+    assert "rpstk-old" in str(exc) and "everything else" in str(exc), exc
+else:
+    raise AssertionError("a namespace that cannot be removed was not reported")
+assert not Path("/run/netns/rpstk-new").exists(), "the removable namespace was left"
+print("reported")
+"""
+
+
+def test_down_removes_the_rest_and_names_a_namespace_held_by_a_hidden_mount() -> None:
+    result = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs tmpfs /run && exec "$0" -c "$1"',
+            sys.executable,
+            _HIDDEN_MOUNT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "reported", result.stderr

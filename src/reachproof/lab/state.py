@@ -199,8 +199,13 @@ def teardown(prefix: str) -> list[str]:
     stop_supervisor(prefix)
     stop_lab_processes(prefix)
     # The supervisor's sockets held references to the namespaces; now they can go.
+    stuck: list[LabError] = []  # one namespace that cannot go must not keep the rest
     for name in list_netns(prefix):
-        remove_netns(name)
+        try:
+            remove_netns(name)
+        except LabError as exc:
+            stuck.append(exc)
+            continue
         removed.append(f"netns {name}")
     if ETC_NETNS_DIR.is_dir():
         for path in ETC_NETNS_DIR.glob(f"{prefix}-*"):
@@ -220,6 +225,9 @@ def teardown(prefix: str) -> list[str]:
     if directory.exists():
         shutil.rmtree(inside(directory, STATE_ROOT), ignore_errors=True)
         removed.append(str(directory))
+    if stuck:
+        more = f" (and {len(stuck) - 1} more namespaces alike)" if len(stuck) > 1 else ""
+        raise LabError(f"{stuck[0]}{more}; everything else of lab {prefix} is removed")
     return removed
 
 
