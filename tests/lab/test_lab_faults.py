@@ -7,6 +7,8 @@ property still holds. Every fault gets a small lab of its own:
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,12 +26,13 @@ from labkit import (
 from reachproof.inventory.load import load_inventory
 from reachproof.lab.build import LabHandle
 from reachproof.lab.faults import FAULTS
-from reachproof.lab.netns import Connect
+from reachproof.lab.netns import Connect, tcp_connect
 
 pytestmark = pytest.mark.lab
 require_lab()
 
 Check = Callable[[LabHandle], None]
+DENY = 1.0  # seconds a connect may stay silent before it counts as dropped
 
 
 def _user_blocked_from_agent_rpc(h: LabHandle) -> None:
@@ -160,6 +163,32 @@ def _app_outside_main(h: LabHandle) -> None:
     assert state(s2_main.netns, s2_sub.cluster.v4.ip, 8080) is Connect.CLOSED
 
 
+def _no_route(netns: str, address: str) -> bool:
+    """The vantage itself has no route: connect() fails at once, before any packet."""
+    result = tcp_connect(netns, address, 6001, timeout=2.0)
+    return result.detail == os.strerror(errno.ENETUNREACH)
+
+
+def _agent_down(h: LabHandle) -> None:
+    t = h.topology
+    manager = t.mgmt("manager").netns
+    down, up = t.agents[-1].node.addr, t.agents[0].node.addr
+    # Silent: neither the RPC port nor a closed one answers, over either family.
+    assert state(manager, down.v4.ip, 6001, DENY) is Connect.TIMEOUT
+    assert state(manager, down.v6.ip, 12345, DENY) is Connect.TIMEOUT
+    assert state(manager, up.v4.ip, 6001) is Connect.OPEN  # the other agents serve on
+
+
+def _user_no_route(h: LabHandle) -> None:
+    t = h.topology
+    agent = t.agents[0].node.addr
+    assert _no_route(t.user.netns, str(agent.v4.ip))
+    assert _no_route(t.user.netns, str(agent.v6.ip))
+    assert _no_route(t.user.netns, str(t.containers[0].addr.v4.ip))
+    web = t.mgmt("webserver").addr.v4.ip  # the management LAN is still routed
+    assert state(t.user.netns, web, 443) is Connect.OPEN
+
+
 CHECKS: dict[str, Check] = {
     "perimeter-open": _perimeter_open,
     "agent-rpc-exposed": _agent_rpc_exposed,
@@ -176,6 +205,8 @@ CHECKS: dict[str, Check] = {
     "ssh-mesh-broken": _ssh_mesh_broken,
     "vxlan-exposed": _vxlan_exposed,
     "app-outside-main": _app_outside_main,
+    "agent-down": _agent_down,
+    "user-no-route": _user_no_route,
 }
 
 

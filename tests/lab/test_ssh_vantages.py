@@ -117,6 +117,14 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def _cmdline(pid: int) -> bytes:
+    """A process of the namespace may be gone by the time it is read (ssh's login children)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_down_ends_sshd_and_its_sessions_after_sigkill(tmp_path: Path) -> None:
     with lab(tmp_path, "sdk", 1, "single-node:1", ssh=True) as handle:
         files = ssh_files(handle.state_dir)
@@ -134,9 +142,7 @@ def test_down_ends_sshd_and_its_sessions_after_sigkill(tmp_path: Path) -> None:
 
             def session() -> set[int]:
                 return {
-                    pid
-                    for pid in netns_pids([user.netns])
-                    if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0")
+                    pid for pid in netns_pids([user.netns]) if _cmdline(pid).startswith(b"sleep\0")
                 }
 
             assert poll(lambda: session(), 15.0), "the ssh session did not start"
