@@ -182,7 +182,8 @@ print("removed")
 """
 
 
-def test_a_namespace_stays_removable_after_ip_netns_add_on_a_fresh_machine() -> None:
+def _on_a_fresh_run(script: str) -> str:
+    """Run `script` in the mount namespace described above; its stdout (stderr on failure)."""
     result = subprocess.run(
         [
             "unshare",
@@ -193,13 +194,18 @@ def test_a_namespace_stays_removable_after_ip_netns_add_on_a_fresh_machine() -> 
             "-c",
             'mount -t tmpfs tmpfs /run && exec "$0" -c "$1"',
             sys.executable,
-            _FRESH_RUN,
+            script,
         ],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0 and result.stdout.strip() == "removed", result.stderr
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_namespace_stays_removable_after_ip_netns_add_on_a_fresh_machine() -> None:
+    assert _on_a_fresh_run(_FRESH_RUN) == "removed"
 
 
 # The state a machine is left in when `ip netns add` ran while a namespace made the old way
@@ -227,20 +233,4 @@ print("reported")
 
 
 def test_down_removes_the_rest_and_names_a_namespace_held_by_a_hidden_mount() -> None:
-    result = subprocess.run(
-        [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            'mount -t tmpfs tmpfs /run && exec "$0" -c "$1"',
-            sys.executable,
-            _HIDDEN_MOUNT,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0 and result.stdout.strip() == "reported", result.stderr
+    assert _on_a_fresh_run(_HIDDEN_MOUNT) == "reported"
