@@ -37,7 +37,7 @@ from reachproof.policy.ast import (
     ServiceRef,
 )
 from reachproof.policy.liveness import plan_witnesses
-from reachproof.ports import Ports, PortSet, merge_ports
+from reachproof.ports import Ports, PortSet, Protocol, merge_ports
 
 ARROW = "→"
 
@@ -284,28 +284,51 @@ class _Compiler:
                 items.append(Ports(spec.protocol, PortSet.of([(spec.first, spec.last)])))
                 continue
             override = host.service_ports(spec.name)
-            items.extend(override if override is not None else self.service_ports(spec))
+            items.extend(override if override is not None else self.service_ports(spec, host))
         return merge_ports(items)
 
-    def service_ports(self, ref: ServiceRef) -> tuple[Ports, ...]:
-        cached = self._sampled.get(ref.name)
-        if cached is not None:
-            return cached
+    def service_ports(self, ref: ServiceRef, host: Host) -> tuple[Ports, ...]:
+        """The service's ports on `host`. A sampled service probes its sample plus every port
+        of its range that the inventory knows is in use on `host` (see `known_ports`): the
+        sample guesses, the inventory's facts are probed whatever the sample drew."""
         service = self.policy.service(ref.name)
         if service is None:  # the semantic pass rejects this; keep the compiler total anyway
             return ()
-        merged = merge_ports(
+        full = merge_ports(
             Ports(i.protocol, PortSet.of([(i.first, i.last)])) for i in service.items
         )
-        if service.sample is not None:
+        if service.sample is None:
+            return full
+        sampled = self._sampled.get(ref.name)
+        if sampled is None:
             # Seeded by the service name so the same policy always probes the same ports.
             seed = zlib.crc32(service.name.text.encode())
-            merged = tuple(
+            sampled = tuple(
                 Ports(p.protocol, p.ports.sample(service.sample, seed + i))
-                for i, p in enumerate(merged)
+                for i, p in enumerate(full)
             )
-        self._sampled[ref.name] = merged
-        return merged
+            self._sampled[ref.name] = sampled
+        known = self.known_ports(host)
+        return tuple(
+            Ports(s.protocol, s.ports.union(f.ports.intersection(known)))
+            if s.protocol is Protocol.TCP
+            else s
+            for s, f in zip(sampled, full, strict=True)
+        )
+
+    def known_ports(self, host: Host) -> PortSet:
+        """TCP ports the inventory records in use on `host`: the published host port of every
+        app whose container runs on it (an agent), and the port of every app it serves (a
+        container)."""
+        ports: list[int] = []
+        for app in self.inventory.apps:
+            if app.container == host.name:
+                ports.append(app.container_port)
+            container = self.inventory.host(app.container)
+            info = container.container if container is not None else None
+            if info is not None and info.agent == host.name and app.published_port is not None:
+                ports.append(app.published_port)
+        return PortSet.of(ports)
 
     def _expected_cluster(self, host: Host) -> tuple[tuple[str, str], ...]:
         info = host.container

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -133,7 +135,38 @@ def test_sample_is_reproducible(lab: Inventory) -> None:
     first = {s.ports for s in plan_of(body, lab).specs if s.rule_id == "R"}
     second = {s.ports for s in plan_of(body, lab).specs if s.rule_id == "R"}
     assert first == second
-    assert {len(p) for p in first} == {50}
+    sampled = PortSet.parse("1-65535").sample(50, zlib.crc32(b"big"))
+    assert {p.difference(sampled) for p in first} == {
+        PortSet(),
+        PortSet.parse("30000-30003"),
+        PortSet.parse("30004-30005"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("agent", "published_ports"),
+    [("agent1", "30000-30003"), ("agent2", "30004-30005"), ("agent3", "")],
+)
+def test_a_sampled_service_also_probes_the_ports_the_inventory_publishes(
+    lab: Inventory, agent: str, published_ports: str
+) -> None:
+    published = PortSet.parse(published_ports) if published_ports else PortSet()
+    # Every published_port of an app on the agent is probed, whatever the sample drew; ports
+    # the inventory knows outside the service's range are not added.
+    body = (
+        "service pool = tcp/30000-31000 sample 4\nservice low = tcp/1-1000 sample 4\n"
+        'rule R "p":\n reach appproxy -> agent:pool\n reach appproxy -> agent:low\n'
+    )
+    policy = parse_policy(HEADER + body)
+    inventory = replace(lab, hosts=tuple(replace(h, services=()) for h in lab.hosts))
+    plan = compile_plan(policy, inventory)
+    pool = {s.ports for s in plan.specs if s.target == agent and s.statement == 0}
+    low = {s.ports for s in plan.specs if s.target == agent and s.statement == 1}
+    assert {p.difference(published) for p in pool} == {
+        PortSet.parse("30000-31000").sample(4, zlib.crc32(b"pool"))
+    }
+    assert {len(p) for p in pool} == {4 + len(published)}
+    assert {len(p) for p in low} == {4}
 
 
 def test_empty_hop_keeps_its_reason_and_is_inconclusive(lab: Inventory) -> None:
