@@ -43,6 +43,8 @@ class Fact:
     status: int = 200
     identity: str | None = None
     websocket: str = "ok"
+    tls_version: str = "TLSv1.3"
+    tls_error: str | None = None  # tls: the handshake or verification failed with this
 
     def matches(self, spec: ProbeSpec) -> bool:
         return (
@@ -73,7 +75,23 @@ class FakeNetwork:
             return Observation(spec.id, (self._result(spec.ports, self.default),))
         if spec.kind in (ProbeKind.HTTP, ProbeKind.WEBSOCKET):
             return self._app(spec)
-        return Observation(spec.id, tuple(self._ports(spec)))
+        results = tuple(self._ports(spec))
+        if spec.kind is ProbeKind.TLS:
+            return Observation(spec.id, results, tuple(self._tls(spec, results)))
+        return Observation(spec.id, results)
+
+    def _tls(self, spec: ProbeSpec, results: Iterable[PortResult]) -> Iterable[tuple[str, str]]:
+        for result in results:
+            if result.state is not PortState.OPEN:
+                continue
+            for port in result.ports:
+                fact = next(f for f in self.facts if f.matches(spec) and port in f.ports)
+                yield "tls-version", f"{port} {fact.tls_version}"
+                yield "tls-cipher", f"{port} TLS_AES_256_GCM_SHA384"
+                if fact.tls_error is not None:
+                    yield "tls-error", f"{port} {fact.tls_error}"
+                else:
+                    yield "tls-not-after", f"{port} Jan  1 00:00:00 2036 GMT"
 
     def _ports(self, spec: ProbeSpec) -> Iterable[PortResult]:
         if spec.kind is ProbeKind.ICMP:  # no ports: the first fact for the pair decides

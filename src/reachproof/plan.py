@@ -19,6 +19,7 @@ class ProbeKind(StrEnum):
     ICMP = "icmp"
     HTTP = "http"  # fetch a path, record status and the identity the app answers with
     WEBSOCKET = "websocket"  # complete the 101 handshake and exchange one message
+    TLS = "tls"  # complete a verified TLS handshake; record version, cipher, certificate
     CHECK = "check"  # an in-container check (cluster-env, training-env, hostnames)
 
 

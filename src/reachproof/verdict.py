@@ -162,7 +162,61 @@ def judge_spec(spec: ProbeSpec, observation: Observation | None) -> list[Evidenc
         return [_judge_check(spec, observation)]
     if spec.kind in (ProbeKind.HTTP, ProbeKind.WEBSOCKET):
         return [_judge_app(spec, observation)]
+    if spec.kind is ProbeKind.TLS:
+        return _judge_tls(spec, observation)
     return _judge_ports(spec, observation)
+
+
+TLS_VERSIONS = frozenset({"TLSv1.2", "TLSv1.3"})  # "TLS/SSL encryption must be enabled", ≥ 1.2
+
+
+def _per_port(observation: Observation, key: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for value in observation.details(key):
+        port, _, text = value.partition(" ")
+        if port.isdigit():
+            out.setdefault(int(port), text)
+    return out
+
+
+def _judge_tls(spec: ProbeSpec, observation: Observation) -> list[Evidence]:
+    """Per open port: the handshake completed, verified for the inventory's name, at TLS 1.2
+    or later. The negotiated version and cipher are the evidence's state, also on a FAIL."""
+    version = _per_port(observation, "tls-version")
+    cipher = _per_port(observation, "tls-cipher")
+    error = _per_port(observation, "tls-error")
+    not_after = _per_port(observation, "tls-not-after")
+    name = spec.param("server-name") or spec.target
+    out: list[Evidence] = []
+    seen = PortSet()
+    for result in observation.results:
+        ports = result.ports.intersection(spec.ports)
+        seen = seen.union(ports)
+        if result.state is not PortState.OPEN:
+            verdict, note = judge_port(Action.ALLOW, False, result)
+            out.append(_evidence(spec, result, verdict, result.state, note, ports))
+            continue
+        for port in ports:
+            negotiated = f"{version.get(port, 'no TLS')} {cipher.get(port, '')}".rstrip()
+            one = PortSet.of([port])
+            if port in error:
+                verdict, note = Verdict.FAIL, f"{error[port]} (name {name})"
+            elif port not in version:
+                verdict, note = Verdict.INCONCLUSIVE, "no handshake recorded"
+            elif version[port] not in TLS_VERSIONS:
+                verdict, note = Verdict.FAIL, f"{version[port]} is older than TLS 1.2"
+            else:
+                verdict = Verdict.PASS
+                note = f"certificate valid for {name} until {not_after.get(port, '?')}"
+            out.append(_evidence(spec, result, verdict, negotiated, note, one))
+    missing = spec.ports.difference(seen)
+    if missing:
+        out.append(
+            _evidence(
+                spec, None, Verdict.INCONCLUSIVE, "not observed", "no handshake recorded", missing
+            )
+        )
+    return out
 
 
 def _judge_ports(spec: ProbeSpec, observation: Observation) -> list[Evidence]:

@@ -36,6 +36,7 @@ def worker_kind(kind: ProbeKind, raw: bool, syn: bool) -> str:
         ProbeKind.ICMP: protocol.KIND_ICMP,
         ProbeKind.HTTP: protocol.KIND_HTTP,
         ProbeKind.WEBSOCKET: protocol.KIND_WEBSOCKET,
+        ProbeKind.TLS: protocol.KIND_TLS,
         ProbeKind.CHECK: protocol.KIND_CHECK,
     }[kind]
 

@@ -40,6 +40,8 @@ def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     # PyYAML folds a Unicode line break (NEL, LS, PS) in a single-quoted scalar into a space;
     # double quotes escape it (\N, \L, \P) so the text loads back unchanged.
     style = '"' if any(c in data for c in "\x85\u2028\u2029") else None
+    if style is None and "\n" in data.rstrip("\n"):
+        style = "|"  # a PEM block stays readable (PyYAML falls back where | cannot hold it)
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
@@ -53,6 +55,8 @@ def dump_inventory(inventory: Inventory) -> str:
     doc: dict[str, Any] = {"version": 1}
     if inventory.name:
         doc["name"] = inventory.name
+    if inventory.tls_ca is not None:
+        doc["tls_ca"] = inventory.tls_ca
     if inventory.vantages:
         doc["vantages"] = {v.name: _vantage(v) for v in inventory.vantages}
     hosts = [h for h in inventory.hosts if h.container is None]
@@ -121,7 +125,10 @@ def _host(host: Host) -> dict[str, Any]:
     out: dict[str, Any] = {"role": host.role}
     if host.zone is not None:
         out["zone"] = host.zone
-    return out | _host_fields(host)
+    out |= _host_fields(host)
+    if host.tls_name is not None:
+        out["tls_name"] = host.tls_name
+    return out
 
 
 def _session(session: Session, inventory: Inventory) -> dict[str, Any]:

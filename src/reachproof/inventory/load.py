@@ -48,10 +48,11 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_RULE = "letters, digits and '_', not starting with a digit"
 _ENV_VALUE_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:int")
 
-_TOP_KEYS = ("name", "vantages", "hosts", "sessions", "apps")
+_TOP_KEYS = ("name", "tls_ca", "vantages", "hosts", "sessions", "apps")
+_PEM_CERT = "-----BEGIN CERTIFICATE-----"
 _VANTAGE_KEYS = ("netns", "command", "python", "remote_shell", "env")
 _BOOL_TAG = "tag:yaml.org,2002:bool"
-_HOST_KEYS = ("zone", "ipv4", "ipv6", "services", "vantage")
+_HOST_KEYS = ("zone", "ipv4", "ipv6", "services", "vantage", "tls_name")
 _CONTAINER_REQUIRED = ("hostname", "role", "index", "agent")
 _CONTAINER_KEYS = ("ipv4", "ipv6", "cluster_ipv4", "cluster_ipv6", "services", "vantage")
 _APP_REQUIRED = ("session", "name", "proxy", "port", "container", "container_port")
@@ -180,6 +181,9 @@ class _Loader(NodeReader):
                     f"unsupported inventory version {version} (expected {SCHEMA_VERSION})",
                 )
         name = self.string(top["name"], "name") if "name" in top else ""
+        tls_ca = self.string(top["tls_ca"], "tls_ca") if "tls_ca" in top else None
+        if tls_ca is not None and _PEM_CERT not in tls_ca:
+            self.error(top["tls_ca"], f"tls_ca: expected PEM certificates ({_PEM_CERT} …)")
         vantages = self.section(top, "vantages", self.vantage)
         hosts = self.section(top, "hosts", self.host)
         sessions: list[Session] = []
@@ -198,6 +202,7 @@ class _Loader(NodeReader):
             hosts=(*hosts, *containers),
             sessions=tuple(sessions),
             apps=tuple(apps),
+            tls_ca=tls_ca,
         )
 
     # sections
@@ -339,6 +344,11 @@ class _Loader(NodeReader):
             )
             role = None
         zone = self.string(fields["zone"], f"{what}: zone") if "zone" in fields else None
+        tls_name = None
+        if "tls_name" in fields:
+            tls_name = self.string(fields["tls_name"], f"{what}: tls_name")
+            if tls_name is None:
+                return None
         common = self.host_common(fields, what)
         if role is None or common is None or ("zone" in fields and zone is None):
             return None
@@ -346,6 +356,7 @@ class _Loader(NodeReader):
             name=name,
             role=role,
             zone=zone,
+            tls_name=tls_name,
             pos=pos_of(key_node),
             role_pos=pos_of(fields["role"]),
             **common,

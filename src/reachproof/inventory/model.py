@@ -96,6 +96,7 @@ class Host:
     services: tuple[tuple[str, tuple[Ports, ...]], ...] = ()
     vantage: str | None = None
     container: ContainerInfo | None = None
+    tls_name: str | None = None  # the name its TLS certificate must be valid for
     pos: Pos = field(default=NOWHERE, compare=False)
     role_pos: Pos = field(default=NOWHERE, compare=False)
 
@@ -154,6 +155,7 @@ class Inventory:
     hosts: tuple[Host, ...] = ()
     sessions: tuple[Session, ...] = ()
     apps: tuple[App, ...] = ()
+    tls_ca: str | None = None  # PEM: the CA(s) the site's certificates chain to; None: system
 
     def vantage(self, name: str) -> Vantage | None:
         return self._vantage_index.get(name)

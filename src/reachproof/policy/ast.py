@@ -33,6 +33,7 @@ class Severity(StrEnum):
 class ExpectKind(StrEnum):
     HTTP = "http"
     WEBSOCKET = "websocket"
+    TLS = "tls"  # handshake, version >= 1.2, certificate valid for the inventory's name
 
 
 # The in-container checks a `check NAME` statement may name.
@@ -145,12 +146,14 @@ class CheckStmt:
 
 @dataclass(frozen=True)
 class ExpectStmt:
-    """`expect http|websocket from ROLE via ROLE app "NAME"|* [path "/p"] [status N]`."""
+    """`expect http|websocket|tls from ROLE via ROLE app "NAME"|* [path "/p"] [status N]`,
+    or `expect tls from ROLE to ROLE:ports` (exactly one of `via` and `target` is set)."""
 
     kind: ExpectKind
     source: Endpoint
-    via: Endpoint
+    via: Endpoint | None
     app: str | None = None  # None: every app of the inventory
+    target: Endpoint | None = None  # `to ROLE:ports`: the ports themselves, no app
     path: str = "/"
     status: int | None = None
     pos: Pos = field(default=NOWHERE, compare=False)

@@ -17,6 +17,7 @@ from reachproof.policy.ast import (
     Action,
     CheckStmt,
     Endpoint,
+    ExpectKind,
     ExpectStmt,
     FlowStmt,
     Name,
@@ -267,7 +268,21 @@ class _Checker:
             )
 
     def _expect(self, stmt: ExpectStmt) -> Iterator[Diagnostic]:
+        if stmt.target is not None:
+            yield from self._endpoint(stmt.source)
+            yield from self._target(stmt.target)
+            if stmt.kind is not ExpectKind.TLS:
+                yield self._error(
+                    stmt.target.name.pos,
+                    f"'expect {stmt.kind}' reaches an app: write 'via ROLE app NAME' "
+                    "('to ROLE:ports' is for tls)",
+                )
+            return
+        if stmt.kind is ExpectKind.TLS and (stmt.path != "/" or stmt.status is not None):
+            yield self._error(stmt.pos, "'expect tls' takes no path or status")
         for endpoint in (stmt.source, stmt.via):
+            if endpoint is None:
+                continue
             yield from self._endpoint(endpoint)
             if endpoint.ports:
                 yield self._error(

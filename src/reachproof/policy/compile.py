@@ -40,6 +40,11 @@ from reachproof.policy.liveness import plan_witnesses
 from reachproof.ports import Ports, PortSet, Protocol, merge_ports
 
 ARROW = "→"
+_EXPECT_KINDS = {
+    ExpectKind.HTTP: ProbeKind.HTTP,
+    ExpectKind.WEBSOCKET: ProbeKind.WEBSOCKET,
+    ExpectKind.TLS: ProbeKind.TLS,
+}
 
 
 def compile_plan(policy: Policy, inventory: Inventory) -> Plan:
@@ -180,13 +185,15 @@ class _Compiler:
         )
 
     def expect(self, rule: Rule, index: int, stmt: ExpectStmt) -> HopPlan:
+        if stmt.via is None:
+            return self.expect_tls(rule, index, stmt)
         proxies = {h.name for h in self.resolve(stmt.via)}
         apps = [
             app
             for app in self.inventory.apps
             if app.proxy in proxies and (stmt.app is None or app.name == stmt.app)
         ]
-        kind = ProbeKind.HTTP if stmt.kind is ExpectKind.HTTP else ProbeKind.WEBSOCKET
+        kind = _EXPECT_KINDS[stmt.kind]
         ids: list[str] = []
         sources = self.resolve(stmt.source)
         for source in sources:
@@ -217,6 +224,7 @@ class _Compiler:
                         ("app", app.name),
                         ("session", app.session),
                         ("container", app.container),
+                        *self.tls_params(self.inventory.host(app.proxy), kind),
                     ),
                 )
                 self.specs.append(spec)
@@ -238,6 +246,55 @@ class _Compiler:
             spec_ids=tuple(ids),
             empty_reason=reason,
         )
+
+    def expect_tls(self, rule: Rule, index: int, stmt: ExpectStmt) -> HopPlan:
+        """`expect tls from A to B:ports`: one spec per source × target address × tcp ports."""
+        assert stmt.target is not None  # the parser sets exactly one of via and target
+        label = f"tls {_endpoint_label(stmt.source)} {ARROW} {_endpoint_label(stmt.target)}"
+        sources, targets = self.resolve(stmt.source), self.resolve(stmt.target)
+        ids: list[str] = []
+        for source, target in _pairs(sources, targets, None, self.modes):
+            for address in target.primary_addresses():
+                for item in self.target_ports(stmt.target, target, ()):
+                    if item.protocol.value != "tcp":
+                        continue  # TLS runs over TCP; DTLS is not checked
+                    spec = ProbeSpec(
+                        id=_spec_id(rule, index, 1, source, target, str(address), item) + "/tls",
+                        rule_id=rule.id.text,
+                        statement=index,
+                        hop=0,
+                        vantage=source.vantage,
+                        source=source.name,
+                        target=target.name,
+                        address=str(address),
+                        family=address.version,
+                        kind=ProbeKind.TLS,
+                        ports=item.ports,
+                        expect=Expectation(Action.ALLOW),
+                        params=self.tls_params(target, ProbeKind.TLS),
+                    )
+                    self.specs.append(spec)
+                    ids.append(spec.id)
+        return HopPlan(
+            statement=index,
+            hop=0,
+            label=label,
+            action=Action.ALLOW,
+            spec_ids=tuple(ids),
+            empty_reason=None if ids else _empty_reason(stmt.source, stmt.target, sources, targets),
+        )
+
+    def tls_params(self, host: Host | None, kind: ProbeKind) -> tuple[tuple[str, str], ...]:
+        """How to speak TLS to `host`: the name its certificate must carry and the CA that
+        signs it. http/websocket only wrap their connection in TLS where the host declares a
+        `tls_name`; they do not judge the certificate (the tls expectation does)."""
+        name = host.tls_name if host is not None else None
+        if kind is not ProbeKind.TLS and name is None:
+            return ()
+        params = [("tls", "1"), ("server-name", name or (host.name if host else ""))]
+        if self.inventory.tls_ca is not None:
+            params.append(("tls-ca", self.inventory.tls_ca))
+        return tuple(params)
 
     def app_addresses(self, apps: Sequence[App]) -> Iterator[tuple[App, IPAddress]]:
         """Each app at the address the inventory gives, and at the proxy's first address of

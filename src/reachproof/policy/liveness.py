@@ -24,7 +24,9 @@ from reachproof.policy.ast import Action
 from reachproof.ports import PortSet
 
 # Kinds whose answer carries an open or closed state from the target itself.
-_ANSWERING = frozenset({ProbeKind.TCP, ProbeKind.HTTP, ProbeKind.WEBSOCKET, ProbeKind.ICMP})
+_ANSWERING = frozenset(
+    {ProbeKind.TCP, ProbeKind.HTTP, ProbeKind.WEBSOCKET, ProbeKind.TLS, ProbeKind.ICMP}
+)
 HOLDS_CHECK = "addresses"
 
 

@@ -260,7 +260,16 @@ class _Builder:
 
     def _expect(self, tree: Tree[Token]) -> ExpectStmt:
         kind_tok, *app_toks = _tokens(tree)
-        source, via, *options = _subtrees(tree)
+        source, second, *options = _subtrees(tree)
+        if second.data == "target_endpoint":
+            return ExpectStmt(
+                kind=ExpectKind(str(kind_tok)),
+                source=_endpoint(source),
+                via=None,
+                target=_endpoint(second),
+                pos=_tree_pos(tree),
+            )
+        via = second
         app: str | None = _string(app_toks[0]) if app_toks else None
         path = "/"
         status: int | None = None

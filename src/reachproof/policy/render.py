@@ -108,8 +108,11 @@ def _flow(stmt: FlowStmt) -> str:
 
 
 def _expect(stmt: ExpectStmt) -> str:
+    head = f"expect {stmt.kind} from {_endpoint(stmt.source)}"
+    if stmt.via is None:
+        return f"{head} to {_endpoint(stmt.target)}" if stmt.target is not None else head
     app = "*" if stmt.app is None else _quote(stmt.app)
-    text = f"expect {stmt.kind} from {_endpoint(stmt.source)} via {_endpoint(stmt.via)} app {app}"
+    text = f"{head} via {_endpoint(stmt.via)} app {app}"
     if stmt.path != "/":
         text += f" path {_quote(stmt.path)}"
     if stmt.status is not None:

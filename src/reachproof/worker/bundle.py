@@ -37,6 +37,7 @@ SHIPPED_MODULES = (
     "reachproof.worker.udp",
     "reachproof.worker.sensor",
     "reachproof.worker.icmp",
+    "reachproof.worker.tls",
     "reachproof.worker.http",
     "reachproof.worker.checks",
     "reachproof.worker.main",

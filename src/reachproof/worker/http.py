@@ -9,6 +9,9 @@ last redirect target, also one that was not followed).
 websocket: an RFC 6455 upgrade (random key, Sec-WebSocket-Accept verified), then one masked
 text frame that must come back: detail `status` = "101" and `websocket` = "ok" or what went
 wrong. A connection that fails gives the port the state a `tcp-connect` would.
+
+Param `tls` = "1": every connection is wrapped in TLS first (SNI `server-name`), unverified:
+the certificate is judged by the `tls` probe (worker/tls.py), this one proves the path.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import hashlib
 import os
 import secrets
 import socket
+import ssl
 import struct
 import time
 from urllib.parse import urlsplit
 
 from reachproof.worker.connect import connect_blocking
 from reachproof.worker.target import Target
+from reachproof.worker.tls import wrap
 from reachproof.worker.wire import ProbeReport, Progress, Request
 
 MAX_REDIRECTS = 5
@@ -165,6 +170,12 @@ class Client:
         self.report.outcomes.setdefault(port, outcome)
         if sock is None:
             return None
+        if self.request.params.get("tls") == "1":
+            # The path is what this probe proves; the certificate is the tls probe's to judge.
+            try:
+                sock = wrap(sock, self.request.params, False, self.io_timeout)
+            except (ssl.SSLError, OSError) as exc:
+                raise HttpError(f"TLS handshake failed: {exc}") from exc
         return Conn(sock, time.monotonic() + self.io_timeout)
 
     def get(self, port: int) -> None:

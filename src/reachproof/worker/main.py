@@ -27,6 +27,7 @@ from reachproof.worker.loss import attempts_for, meter
 from reachproof.worker.sensor import run_sense, stop_sensor
 from reachproof.worker.syn import run_syn
 from reachproof.worker.target import NoSuchHost, OutOfScope, Target, resolve_target
+from reachproof.worker.tls import run_tls
 from reachproof.worker.udp import run_udp
 from reachproof.worker.wire import (
     BadRequest,
@@ -74,6 +75,7 @@ def _network_probes() -> dict[str, NetworkProbe]:
         protocol.KIND_ICMP: run_icmp,
         protocol.KIND_HTTP: run_http,
         protocol.KIND_WEBSOCKET: run_websocket,
+        protocol.KIND_TLS: run_tls,
     }
 
 

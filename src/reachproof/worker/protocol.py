@@ -59,6 +59,7 @@ KIND_UDP = "udp"
 KIND_ICMP = "icmp"  # echo request; one "port" placeholder [[0, 0]]
 KIND_HTTP = "http"
 KIND_WEBSOCKET = "websocket"
+KIND_TLS = "tls"  # a verified handshake per port; params server-name, tls-ca (worker/tls.py)
 KIND_CHECK = "check"  # in-container checks: params["check"] in cluster-env, training-env, hostnames
 # The far end of a two-ended UDP probe: runs until {"op": "sense-stop", "id": …} or `timeout`
 # seconds; its first progress line means "listening"; its result has one detail `seen` =
@@ -72,6 +73,7 @@ KINDS = (
     KIND_ICMP,
     KIND_HTTP,
     KIND_WEBSOCKET,
+    KIND_TLS,
     KIND_CHECK,
     KIND_UDP_SENSE,
 )

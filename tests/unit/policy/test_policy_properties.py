@@ -177,8 +177,13 @@ def valid_policies(draw: st.DrawFn) -> Policy:
             mode = draw(st.none() | st.sampled_from(SessionMode))
             scope = draw(st.none() | st.just(Scope(ScopeKind.WITHIN_SESSION, mode)))
             return CheckStmt(Name(draw(st.sampled_from(CHECKS))), scope)
+        kind = draw(st.sampled_from(ExpectKind))
+        if kind is ExpectKind.TLS:
+            if draw(st.booleans()):
+                return ExpectStmt(kind, endpoint(False), None, target=endpoint(True))
+            return ExpectStmt(kind, endpoint(False), endpoint(False), draw(st.none() | strings))
         return ExpectStmt(
-            kind=draw(st.sampled_from(ExpectKind)),
+            kind=kind,
             source=endpoint(False),
             via=endpoint(False),
             app=draw(st.none() | strings),

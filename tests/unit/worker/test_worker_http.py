@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from workerkit import Worker, port_states
+from workerkit import Worker, detail, port_states
 
 from reachproof.lab.services.spec import Listener, ServiceKind, ServicePlan
 from reachproof.lab.services.supervisor import serve
@@ -63,10 +63,6 @@ def services() -> Iterator[Services]:
 def worker() -> Iterator[Worker]:
     with Worker() as running:
         yield running
-
-
-def detail(result: dict[str, object], key: str) -> list[str]:
-    return [v for k, v in result["detail"] if k == key]  # type: ignore[attr-defined]
 
 
 def test_http_status_and_identity(worker: Worker, services: Services) -> None:

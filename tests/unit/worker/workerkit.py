@@ -173,3 +173,8 @@ class KeyTable(RawHub):
     def __init__(self) -> None:
         self._handlers = {}
         self._lock = threading.Lock()
+
+
+def detail(result: Message, key: str) -> list[str]:
+    """The values of one detail key of a `result` reply, in order."""
+    return [value for name, value in result["detail"] if name == key]

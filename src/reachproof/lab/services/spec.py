@@ -33,6 +33,9 @@ class Listener:
     kind: ServiceKind
     identity: str
     upstreams: tuple[tuple[str, int], ...] = ()
+    tls_cert: str = ""  # PEM paths: when set, the listener speaks TLS (the lab's CA signs it)
+    tls_key: str = ""
+    bind: str = ""  # "" the supervisor's bind address (`::`); "loopback": 127.0.0.1 and ::1
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class ServicePlan:
                     kind=ServiceKind(item["kind"]),
                     identity=str(item["identity"]),
                     upstreams=tuple((str(a), int(p)) for a, p in item.get("upstreams", ())),
+                    tls_cert=str(item.get("tls_cert", "")),
+                    tls_key=str(item.get("tls_key", "")),
+                    bind=str(item.get("bind", "")),
                 )
                 for item in raw
             )

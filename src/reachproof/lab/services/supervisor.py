@@ -12,6 +12,7 @@ import asyncio
 import logging
 import resource
 import socket
+import ssl
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
@@ -30,7 +31,13 @@ BACKLOG = 128
 MAX_CONNECTIONS = 4096
 CLOSE_TIMEOUT = 5.0
 # Errors a client can cause by being slow, rude or gone: worth a debug line, not a traceback.
-_CLIENT_ERRORS = (ConnectionError, TimeoutError, asyncio.IncompleteReadError, WebSocketError)
+_CLIENT_ERRORS = (
+    ConnectionError,
+    TimeoutError,
+    asyncio.IncompleteReadError,
+    WebSocketError,
+    ssl.SSLError,
+)
 
 
 def listen_socket(port: int, bind: str = "::") -> socket.socket:
@@ -80,7 +87,7 @@ def open_listeners(
             for index in by_netns[netns]:
                 port = listeners[index].port
                 try:
-                    opened[index] = listen_socket(port, bind)
+                    opened[index] = listen_socket(port, listeners[index].bind or bind)
                 except OSError as exc:
                     where = f"namespace {netns!r}" if netns else "the current namespace"
                     raise LabError(
@@ -127,6 +134,7 @@ class Supervisor:
     _fds: NetnsFds = field(init=False, default_factory=NetnsFds)
     _connections: set[asyncio.Task[None]] = field(init=False, default_factory=set)
     _connectors: dict[str, Connect] = field(init=False, default_factory=dict)
+    _contexts: dict[str, ssl.SSLContext] = field(init=False, default_factory=dict)
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -154,7 +162,11 @@ class Supervisor:
                     item, sock.getsockname()[1], self._connector(item.netns), self.timeouts
                 )
                 server = await asyncio.start_server(
-                    partial(self._on_connection, service), sock=sock, limit=STREAM_LIMIT
+                    partial(self._on_connection, service),
+                    sock=sock,
+                    limit=STREAM_LIMIT,
+                    ssl=self._tls(item),
+                    ssl_handshake_timeout=self.timeouts.head if item.tls_cert else None,
                 )
                 self.running.append(Running(service, server))
         except BaseException:
@@ -179,6 +191,21 @@ class Supervisor:
             await item.server.wait_closed()
         self.running.clear()
         self._fds.close()
+
+    def _tls(self, item: Listener) -> ssl.SSLContext | None:
+        """The server context of a TLS listener (one per certificate), None for plain TCP."""
+        if not item.tls_cert:
+            return None
+        context = self._contexts.get(item.tls_cert)
+        if context is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            try:
+                context.load_cert_chain(item.tls_cert, item.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise LabError(f"port {item.port}: cannot load {item.tls_cert}: {exc}") from exc
+            self._contexts[item.tls_cert] = context
+        return context
 
     def _connector(self, netns: str) -> Connect:
         source = netns if self.netns_enter else ""
