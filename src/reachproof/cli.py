@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from reachproof import __version__
+from reachproof.discover import cli as dcli
 from reachproof.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -146,7 +147,14 @@ def plan_command(
 @app.command("check")
 def check_command(
     policy: PolicyOpt,
-    inventory: InventoryOpt,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory",
+            "-i",
+            help="Inventory file (YAML: vantages, hosts, sessions, apps); or --discover.",
+        ),
+    ] = None,
     formats: Annotated[
         list[str] | None,
         typer.Option(
@@ -187,6 +195,25 @@ def check_command(
             "(exit 0); expired and unused waivers are listed.",
         ),
     ] = None,
+    discover: Annotated[
+        str | None,
+        typer.Option(
+            "--discover",
+            help="backend-ai: build the inventory from the cluster's API at the start of the "
+            "run (the options below, as `discover backend-ai` takes them); it is written to "
+            "OUTPUT/inventory.yaml and recorded in the report with its sha256.",
+        ),
+    ] = None,
+    endpoint: dcli.EndpointOpt = None,
+    access_key: dcli.AccessKeyOpt = None,
+    secret_key: dcli.SecretKeyOpt = None,
+    credentials: dcli.CredentialsOpt = None,
+    site: dcli.SiteOpt = None,
+    agent_vantage: dcli.AgentVantageOpt = None,
+    container_vantage: dcli.ContainerVantageOpt = None,
+    appproxy: dcli.AppProxyOpt = None,
+    appproxy_token_file: dcli.AppProxyTokenOpt = None,
+    skip_pending: dcli.SkipPendingOpt = False,
 ) -> None:
     """Probe every documented rule from its vantage points and report PASS / FAIL / INCONCLUSIVE.
 
@@ -198,6 +225,7 @@ def check_command(
     from reachproof.api import prepare, run_check
     from reachproof.engine.options import EngineOptions, TcpEngine
     from reachproof.report.live import vantage_progress
+    from reachproof.report.model import DiscoveryRecord
     from reachproof.report.terminal import render_terminal
     from reachproof.report.writers import Format, default_output_dir, write_reports
 
@@ -207,13 +235,47 @@ def check_command(
         options = EngineOptions(engine=_choice(TcpEngine, engine, "--engine"))
         if pps is not None:
             options = replace(options, pps=pps, vantage_pps=pps)
-        prepared = prepare(policy, inventory, rules or (), waivers)
         directory = output or default_output_dir(Path("reports"), datetime.now(UTC))
+        discovery = None
+        if discover is not None:
+            if inventory is not None:
+                raise UsageError("--inventory and --discover exclude each other")
+            if discover != "backend-ai":
+                raise UsageError(f"--discover {discover!r}: expected backend-ai")
+            args = dcli.DiscoverArgs(
+                endpoint,
+                access_key,
+                secret_key,
+                credentials,
+                site,
+                agent_vantage,
+                container_vantage,
+                appproxy,
+                appproxy_token_file,
+                skip_pending,
+            )
+            inventory = directory / "inventory.yaml"
+            found = dcli.run_discovery(args, str(inventory))
+            dcli.write_inventory(inventory, found.text)
+            discovery = DiscoveryRecord(
+                found.source,
+                found.endpoint,
+                found.manager_version,
+                found.api_version,
+                found.at,
+                found.sha256,
+                found.text,
+                found.notes,
+            )
+        elif inventory is None:
+            raise UsageError("check needs --inventory FILE or --discover backend-ai")
+        prepared = prepare(policy, inventory, rules or (), waivers)
         with vantage_progress(prepared.plan, console) as progress:
             if evidence:
                 report = _check_with_evidence(prepared, options, progress, directory / "pcap")
             else:
                 report = run_check(prepared, options, progress)
+        report = replace(report, discovery=discovery)
         if Format.TERMINAL in wanted:
             render_terminal(report, console)
             _render_matrix(report, console)
@@ -315,6 +377,15 @@ def _mount_lab() -> None:
 
 
 _mount_lab()
+
+
+def _mount_discover() -> None:
+    from reachproof.discover.cli import app as discover_app
+
+    app.add_typer(discover_app, name="discover")
+
+
+_mount_discover()
 app.command("scan")(scan_command)
 
 

@@ -8,6 +8,7 @@
     │   └── UsageError              command-line arguments that do not fit together
     ├── PrerequisiteError           this machine lacks what a command needs (root, nft, …): exit 2
     ├── LabError                    building or tearing down the lab failed
+    ├── DiscoveryError              a cluster's API could not be read into an inventory: exit 2
     └── VantageError                a vantage point could not run probes (its probes become `error`)
 
 Every boundary that does I/O translates low-level errors (OSError, timeouts, subprocess
@@ -119,6 +120,13 @@ class LabError(ReachproofError):
     """Building, inspecting or removing the lab failed."""
 
     exit_code = EXIT_INVALID
+
+
+class DiscoveryError(ReachproofError):
+    """Discovery could not build an inventory from a cluster's API: bad credentials, an
+    unreachable endpoint, an API version it does not understand, or a cluster state that has
+    no complete inventory yet (a session whose containers have no agent). The message says
+    which and never contains a secret."""
 
 
 class VantageError(ReachproofError):

@@ -20,7 +20,7 @@ def schema() -> dict[str, Any]:
 
 def report_to_dict(report: Report) -> dict[str, Any]:
     counts = report.counts()
-    return {
+    out = {
         "schema": SCHEMA,
         "tool": {"name": "reachproof", "version": report.tool_version},
         "policy": {
@@ -53,6 +53,19 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         ],
         "waivers": _waivers(report.waivers),
     }
+    if report.discovery is not None:
+        d = report.discovery
+        out["discovery"] = {
+            "source": d.source,
+            "endpoint": d.endpoint,
+            "manager_version": d.manager_version,
+            "api_version": d.api_version,
+            "at": d.at.isoformat(),
+            "sha256": d.sha256,
+            "notes": list(d.notes),
+            "inventory": d.inventory,
+        }
+    return out
 
 
 def _waivers(waivers: WaiverReport | None) -> dict[str, Any] | None:

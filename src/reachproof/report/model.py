@@ -46,6 +46,20 @@ class WaiverReport:
 
 
 @dataclass(frozen=True)
+class DiscoveryRecord:
+    """`check --discover`: where the inventory came from, and the inventory itself."""
+
+    source: str  # "backend-ai"
+    endpoint: str
+    manager_version: str
+    api_version: str
+    at: datetime
+    sha256: str  # of `inventory`, the text judged on (= the report's inventory sha256)
+    inventory: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Report:
     policy_name: str
     policy: InputFile
@@ -60,6 +74,7 @@ class Report:
     zone_order: tuple[str, ...] = ()
     host_zones: tuple[tuple[str, str], ...] = ()
     waivers: WaiverReport | None = None
+    discovery: DiscoveryRecord | None = None
 
     def counts(self) -> dict[Verdict, int]:
         counter = Counter(r.verdict for r in self.rules)
