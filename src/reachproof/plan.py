@@ -57,6 +57,23 @@ class ProbeSpec:
 
 
 @dataclass(frozen=True)
+class HopFamilies:
+    """Which address families a hop judged for some of its targets, and why (policy/families.py)."""
+
+    judged: tuple[int, ...]  # 4 and/or 6
+    skipped: tuple[int, ...]  # families those targets have addresses of, not judged on this path
+    why: str  # the inventory entry that chose them, or the rule that applies (deny, hostname)
+    targets: int  # how many target hosts this line covers
+
+    def text(self) -> str:
+        judged = ", ".join(f"IPv{f}" for f in self.judged) or "no family"
+        skipped = ", ".join(f"IPv{f}" for f in self.skipped)
+        extra = f"; {skipped} not judged" if skipped else ""
+        plural = "s" if self.targets != 1 else ""
+        return f"{judged} ({self.targets} target{plural}{extra}): {self.why}"
+
+
+@dataclass(frozen=True)
 class HopPlan:
     """One hop of one statement of a rule, with the specs that observe it."""
 
@@ -66,6 +83,7 @@ class HopPlan:
     action: Action
     spec_ids: tuple[str, ...]
     empty_reason: str | None = None  # why the hop has no targets, when it has none
+    families: tuple[HopFamilies, ...] = ()  # which families were judged, per group of targets
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from reachproof.observation import Observation, PortResult, PortState
-from reachproof.plan import HopPlan, Plan, ProbeKind, ProbeSpec, RulePlan
+from reachproof.plan import HopFamilies, HopPlan, Plan, ProbeKind, ProbeSpec, RulePlan
 from reachproof.policy.ast import Action, Severity
 from reachproof.ports import PortSet
 
@@ -94,6 +94,7 @@ class HopVerdict:
     probes: int  # ports (or app/check probes) this hop covered
     evidence: tuple[Evidence, ...]
     witnesses: tuple[Sighting, ...] = ()  # deny hops: one per target address
+    families: tuple[HopFamilies, ...] = ()  # which families were judged, and why
 
 
 @dataclass(frozen=True)
@@ -410,6 +411,7 @@ def judge_hop(
         probes=probes,
         evidence=tuple(evidence),
         witnesses=witnesses,
+        families=hop.families,
     )
 
 

@@ -11,7 +11,16 @@ from typing import Any
 
 import yaml
 
-from reachproof.inventory.model import App, Host, Inventory, IPAddress, Session, Vantage
+from reachproof.inventory.model import (
+    NO_FAMILIES,
+    App,
+    Families,
+    Host,
+    Inventory,
+    IPAddress,
+    Session,
+    Vantage,
+)
 from reachproof.ports import Ports
 
 
@@ -57,6 +66,8 @@ def dump_inventory(inventory: Inventory) -> str:
         doc["name"] = inventory.name
     if inventory.tls_ca is not None:
         doc["tls_ca"] = inventory.tls_ca
+    if inventory.families != NO_FAMILIES:
+        doc["families"] = _families(inventory.families)
     if inventory.vantages:
         doc["vantages"] = {v.name: _vantage(v) for v in inventory.vantages}
     hosts = [h for h in inventory.hosts if h.container is None]
@@ -118,6 +129,19 @@ def _host_fields(host: Host) -> dict[str, Any]:
         out["services"] = _FlowMap({name: _ports(ports) for name, ports in host.services})
     if host.vantage is not None:
         out["vantage"] = host.vantage
+    if host.families != NO_FAMILIES:
+        out["families"] = _families(host.families)
+    return out
+
+
+def _families(families: Families) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if families.default is not None:
+        out["default"] = _Flow(families.default.families)
+    for name, rule in families.classes:
+        out[name] = _Flow(rule.families)
+    if families.services:
+        out["services"] = _FlowMap({n: _Flow(r.families) for n, r in families.services})
     return out
 
 
@@ -145,7 +169,10 @@ def _session(session: Session, inventory: Inventory) -> dict[str, Any]:
             "agent": info.agent,
         }
         containers.append(head | _host_fields(host))
-    return {"mode": str(session.mode), "containers": containers}
+    out: dict[str, Any] = {"mode": str(session.mode)}
+    if session.families != NO_FAMILIES:
+        out["families"] = _families(session.families)
+    return out | {"containers": containers}
 
 
 def _app(app: App, inventory: Inventory) -> dict[str, Any]:

@@ -19,10 +19,13 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from reachproof.errors import Diagnostic, InventoryError, Pos, read_text
 from reachproof.inventory.dump import dump_inventory
+from reachproof.inventory.families import read_families
 from reachproof.inventory.model import (
     CONTAINER_ROLE,
+    NO_FAMILIES,
     App,
     ContainerInfo,
+    Families,
     Host,
     Inventory,
     IPAddress,
@@ -48,13 +51,21 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_RULE = "letters, digits and '_', not starting with a digit"
 _ENV_VALUE_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:int")
 
-_TOP_KEYS = ("name", "tls_ca", "vantages", "hosts", "sessions", "apps")
+_TOP_KEYS = ("name", "tls_ca", "vantages", "hosts", "sessions", "apps", "families")
 _PEM_CERT = "-----BEGIN CERTIFICATE-----"
 _VANTAGE_KEYS = ("netns", "command", "python", "remote_shell", "env")
 _BOOL_TAG = "tag:yaml.org,2002:bool"
-_HOST_KEYS = ("zone", "ipv4", "ipv6", "services", "vantage", "tls_name")
+_HOST_KEYS = ("zone", "ipv4", "ipv6", "services", "vantage", "tls_name", "families")
 _CONTAINER_REQUIRED = ("hostname", "role", "index", "agent")
-_CONTAINER_KEYS = ("ipv4", "ipv6", "cluster_ipv4", "cluster_ipv6", "services", "vantage")
+_CONTAINER_KEYS = (
+    "ipv4",
+    "ipv6",
+    "cluster_ipv4",
+    "cluster_ipv6",
+    "services",
+    "vantage",
+    "families",
+)
 _APP_REQUIRED = ("session", "name", "proxy", "port", "container", "container_port")
 _APP_KEYS = ("address", "published_port", "identity", "path")
 
@@ -67,6 +78,7 @@ class _HostCommon(TypedDict):
     ipv6: tuple[IPv6Address, ...]
     services: tuple[tuple[str, tuple[Ports, ...]], ...]
     vantage: str | None
+    families: Families
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -184,6 +196,7 @@ class _Loader(NodeReader):
         tls_ca = self.string(top["tls_ca"], "tls_ca") if "tls_ca" in top else None
         if tls_ca is not None and _PEM_CERT not in tls_ca:
             self.error(top["tls_ca"], f"tls_ca: expected PEM certificates ({_PEM_CERT} …)")
+        families = self.families(top, "inventory")
         vantages = self.section(top, "vantages", self.vantage)
         hosts = self.section(top, "hosts", self.host)
         sessions: list[Session] = []
@@ -203,7 +216,14 @@ class _Loader(NodeReader):
             sessions=tuple(sessions),
             apps=tuple(apps),
             tls_ca=tls_ca,
+            families=families,
         )
+
+    def families(self, fields: dict[str, Node], owner: str) -> Families:
+        """`families` of `owner` when it has one (errors are recorded, then none is used)."""
+        if "families" not in fields:
+            return NO_FAMILIES
+        return read_families(self, fields["families"], owner) or NO_FAMILIES
 
     # sections
 
@@ -378,6 +398,7 @@ class _Loader(NodeReader):
                     fields["vantage"],
                     f"{what}: vantage {vantage!r} is not declared under vantages",
                 )
+        families = self.families(fields, what)
         if len(self.diagnostics) > before:
             return None
         return {
@@ -385,6 +406,7 @@ class _Loader(NodeReader):
             "ipv6": tuple(a for a in ipv6 if isinstance(a, IPv6Address)),
             "services": services,
             "vantage": vantage,
+            "families": families,
         }
 
     def addresses(self, node: Node | None, owner: str, key: str) -> list[IPAddress]:
@@ -438,11 +460,12 @@ class _Loader(NodeReader):
         self.declared.sessions[session_id] = None
         if self.name(key_node, "session id", _NAME, _NAME_RULE) is None:
             return None
-        fields = self.fields(node, what, key_node, ("mode", "containers"), ())
+        fields = self.fields(node, what, key_node, ("mode", "containers"), ("families",))
         if fields is None or "containers" not in fields:
             return None
         mode = self.session_mode(fields["mode"], what) if "mode" in fields else None
         before = len(self.diagnostics)
+        families = self.families(fields, what)
         drafts = self.containers(session_id, fields["containers"], what)
         if len(self.diagnostics) > before:
             pass  # a broken container may be the missing main1: say nothing more
@@ -479,7 +502,9 @@ class _Loader(NodeReader):
             for rank, d in enumerate(drafts)
         ]
         self.declared.sessions[session_id] = {d.hostname: d.host.name for d in drafts}
-        session = Session(session_id, mode, tuple(h.name for h in hosts), pos=pos_of(key_node))
+        session = Session(
+            session_id, mode, tuple(h.name for h in hosts), families=families, pos=pos_of(key_node)
+        )
         return session, hosts
 
     def session_mode(self, node: Node, what: str) -> SessionMode | None:

@@ -67,6 +67,44 @@ class Vantage:
         return bool(self.command) and PurePath(self.command[0]).name == "ssh"
 
 
+# service: to a host's own addresses; container: to a container's default-network addresses;
+# cluster: between the containers of a session on its bridge or overlay; apps: users to the
+# AppProxy's apps (`expect http/websocket`).
+TRAFFIC_CLASSES = ("service", "container", "cluster", "apps")
+ALL_FAMILIES = (4, 6)
+
+
+@dataclass(frozen=True)
+class FamilyRule:
+    """The families one entry of `families` names, and where it is written (for reports)."""
+
+    families: tuple[int, ...]
+    # "families.cluster at inv.yaml:4:12"; where, not what: an equal rule read elsewhere is equal
+    where: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Families:
+    """One level (the site, a host, a session) of the inventory's `families`."""
+
+    default: FamilyRule | None = None
+    classes: tuple[tuple[str, FamilyRule], ...] = ()
+    services: tuple[tuple[str, FamilyRule], ...] = ()
+
+    def lookup(self, traffic: str, services: tuple[str, ...]) -> FamilyRule | None:
+        """The most specific entry for `traffic` over `services`: the named services (their
+        union when several are named), else the class, else the level's default."""
+        named = [rule for name, rule in self.services if name in services]
+        if named:
+            families = tuple(f for f in ALL_FAMILIES if any(f in r.families for r in named))
+            return FamilyRule(families, "; ".join(r.where for r in named))
+        rule = next((r for name, r in self.classes if name == traffic), None)
+        return rule or self.default
+
+
+NO_FAMILIES = Families()
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     """What makes a host a session container."""
@@ -97,6 +135,7 @@ class Host:
     vantage: str | None = None
     container: ContainerInfo | None = None
     tls_name: str | None = None  # the name its TLS certificate must be valid for
+    families: Families = NO_FAMILIES  # overrides of the site's `families` for this host
     pos: Pos = field(default=NOWHERE, compare=False)
     role_pos: Pos = field(default=NOWHERE, compare=False)
 
@@ -121,6 +160,7 @@ class Session:
     id: str
     mode: SessionMode
     containers: tuple[str, ...]  # host names, in kernel order (main1, sub1, sub2, …)
+    families: Families = NO_FAMILIES  # its network's families (between its containers)
     pos: Pos = field(default=NOWHERE, compare=False)
 
 
@@ -156,6 +196,7 @@ class Inventory:
     sessions: tuple[Session, ...] = ()
     apps: tuple[App, ...] = ()
     tls_ca: str | None = None  # PEM: the CA(s) the site's certificates chain to; None: system
+    families: Families = NO_FAMILIES  # the site-wide default of which families carry what
 
     def vantage(self, name: str) -> Vantage | None:
         return self._vantage_index.get(name)

@@ -1,19 +1,21 @@
 """Policy × inventory → Plan.
 
 Each hop of each statement becomes one ProbeSpec per source host × target host × target
-address × protocol; port sets stay ranges. Every target with an IPv6 address gets the same
-specs over IPv6. Hops that resolve to nothing keep the reason, so the verdict can say why the
-rule is INCONCLUSIVE instead of passing over it silently.
+address × protocol; port sets stay ranges. Deny hops go over every address of every family;
+allow/reach hops over the families the inventory says the path uses (policy/families.py), and
+by hostname as the vantage's clients resolve the name. Hops that resolve to nothing keep the
+reason, so the verdict can say why the rule is INCONCLUSIVE instead of passing over it silently.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from reachproof.errors import InventoryError
 from reachproof.inventory.model import (
+    ALL_FAMILIES,
     CONTAINER_ROLE,
     App,
     Host,
@@ -21,7 +23,15 @@ from reachproof.inventory.model import (
     IPAddress,
     SessionMode,
 )
-from reachproof.plan import Expectation, HopPlan, Plan, ProbeKind, ProbeSpec, RulePlan
+from reachproof.plan import (
+    Expectation,
+    HopFamilies,
+    HopPlan,
+    Plan,
+    ProbeKind,
+    ProbeSpec,
+    RulePlan,
+)
 from reachproof.policy.ast import (
     Action,
     CheckStmt,
@@ -35,6 +45,14 @@ from reachproof.policy.ast import (
     Scope,
     ScopeKind,
     ServiceRef,
+)
+from reachproof.policy.families import (
+    EVERY_FAMILY,
+    HOSTNAME_WHY,
+    FamilyChoice,
+    choose,
+    rule_for,
+    summarize,
 )
 from reachproof.policy.liveness import plan_witnesses
 from reachproof.ports import Ports, PortSet, Protocol, merge_ports
@@ -122,9 +140,15 @@ class _Compiler:
             sources = self.resolve(source_ep)
             targets = self.resolve(target_ep)
             ids: list[str] = []
+            choices: dict[str, FamilyChoice] = {}
             for source, target in _pairs(sources, targets, stmt.scope, self.modes):
                 ports = self.target_ports(target_ep, target, stmt.excepts)
-                for address in _addresses(target, stmt.scope):
+                addresses = _addresses(target, stmt.scope)
+                choice = choices.setdefault(
+                    target.name,
+                    choose(self.inventory, stmt.action, target, target_ep, stmt.scope, addresses),
+                )
+                for address, family in self.probed(stmt, choice, addresses):
                     for item in ports:
                         spec = ProbeSpec(
                             id=_spec_id(rule, index, hop, source, target, str(address), item),
@@ -135,7 +159,7 @@ class _Compiler:
                             source=source.name,
                             target=target.name,
                             address=str(address),
-                            family=address.version,
+                            family=family,
                             kind=ProbeKind(item.protocol.value),
                             ports=item.ports,
                             expect=Expectation(stmt.action, closed_ok=stmt.closed_ok),
@@ -143,14 +167,36 @@ class _Compiler:
                         )
                         self.specs.append(spec)
                         ids.append(spec.id)
+            empty = None
+            if not ids:
+                empty = _empty_reason(source_ep, target_ep, sources, targets, choices.values())
             yield HopPlan(
                 statement=index,
                 hop=hop - 1,
                 label=_flow_label(stmt, label),
                 action=stmt.action,
                 spec_ids=tuple(ids),
-                empty_reason=None if ids else _empty_reason(source_ep, target_ep, sources, targets),
+                empty_reason=empty,
+                families=_families(stmt, choices.values()),
             )
+
+    @staticmethod
+    def probed(
+        stmt: FlowStmt, choice: FamilyChoice, addresses: Sequence[IPAddress]
+    ) -> Iterator[tuple[IPAddress, int | None]]:
+        """The (address, family) pairs a hop probes at one target.
+
+        An allow/reach by hostname is one probe per target that the vantage resolves as its
+        clients do (every family, in order: family None); `address` is the first one the
+        inventory gives, for the plan's id. Everything else: each address of the families
+        judged, deny hops every family.
+        """
+        if stmt.by_hostname and stmt.action is not Action.DENY:
+            if addresses:
+                yield addresses[0], None
+            return
+        for address in choice.keep(addresses):
+            yield address, address.version
 
     def check(self, rule: Rule, index: int, stmt: CheckStmt) -> HopPlan:
         ids: list[str] = []
@@ -230,6 +276,7 @@ class _Compiler:
                 self.specs.append(spec)
                 ids.append(spec.id)
         app_label = "every app" if stmt.app is None else f"app {stmt.app!r}"
+        choices = {app.proxy: self.app_choice(app) for app in apps}
         reason = None
         if not ids:
             reason = (
@@ -245,6 +292,7 @@ class _Compiler:
             action=Action.ALLOW,
             spec_ids=tuple(ids),
             empty_reason=reason,
+            families=summarize(choices.values()),
         )
 
     def expect_tls(self, rule: Rule, index: int, stmt: ExpectStmt) -> HopPlan:
@@ -281,7 +329,9 @@ class _Compiler:
             label=label,
             action=Action.ALLOW,
             spec_ids=tuple(ids),
-            empty_reason=None if ids else _empty_reason(stmt.source, stmt.target, sources, targets),
+            empty_reason=None
+            if ids
+            else _empty_reason(stmt.source, stmt.target, sources, targets, ()),
         )
 
     def tls_params(self, host: Host | None, kind: ProbeKind) -> tuple[tuple[str, str], ...]:
@@ -298,17 +348,31 @@ class _Compiler:
 
     def app_addresses(self, apps: Sequence[App]) -> Iterator[tuple[App, IPAddress]]:
         """Each app at the address the inventory gives, and at the proxy's first address of
-        the other family, so that IPv6 is held to the same expectations as IPv4."""
+        the other family, so that IPv6 is held to the same expectations as IPv4 — over the
+        families the inventory says carry the `apps` traffic of that proxy."""
         for app in apps:
-            yield app, app.address
             proxy = self.inventory.host(app.proxy)
+            addresses = [app.address]
             others = [
                 a
                 for a in (proxy.primary_addresses() if proxy else ())
                 if a.version != app.address.version
             ]
-            if others:
-                yield app, others[0]
+            addresses += others[:1]
+            choice = self.app_choice(app)
+            for address in choice.keep(addresses):
+                yield app, address
+
+    def app_choice(self, app: App) -> FamilyChoice:
+        proxy = self.inventory.host(app.proxy)
+        present = (
+            app.address.version,
+            *(a.version for a in (proxy.primary_addresses() if proxy else ())),
+        )
+        families = tuple(f for f in ALL_FAMILIES if f in present)
+        if proxy is None:
+            return FamilyChoice(EVERY_FAMILY, families)
+        return FamilyChoice(rule_for(self.inventory, proxy, "apps", ()), families)
 
     # --- resolution ------------------------------------------------------------------------
 
@@ -502,10 +566,28 @@ def _flow_label(stmt: FlowStmt, label: str) -> str:
 
 
 def _empty_reason(
-    source_ep: Endpoint, target_ep: Endpoint, sources: Sequence[Host], targets: Sequence[Host]
+    source_ep: Endpoint,
+    target_ep: Endpoint,
+    sources: Sequence[Host],
+    targets: Sequence[Host],
+    choices: Iterable[FamilyChoice],
 ) -> str:
     if not sources:
         return f"no host in the inventory matches {_endpoint_label(source_ep)!r}"
     if not targets:
         return f"no host in the inventory matches {_endpoint_label(target_ep)!r}"
+    excluded = [c for c in choices if c.present and not c.judged]
+    if excluded:
+        return (
+            "the inventory's families leave no address of the targets to judge "
+            f"({excluded[0].rule.where})"
+        )
     return "no source and target pair in scope, or every port was excepted"
+
+
+def _families(stmt: FlowStmt, choices: Iterable[FamilyChoice]) -> tuple[HopFamilies, ...]:
+    if stmt.by_hostname and stmt.action is not Action.DENY:
+        found = list(choices)
+        present = tuple(sorted({f for c in found for f in c.present}))
+        return (HopFamilies(present, (), HOSTNAME_WHY, len(found)),) if found else ()
+    return summarize(choices)

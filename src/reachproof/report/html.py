@@ -286,6 +286,9 @@ def _hop(rule: RuleVerdict, number: int, hop: HopVerdict) -> ET.Element:
             el("span", {"class": "tag"}, f"({hop.probes:,} probes) — {hop.reason}"),
         ),
     )
+    if hop.families:
+        block.append(el("p", {"class": "tag"}, "address families judged:"))
+        block.append(el("ul", None, *(el("li", None, f.text()) for f in hop.families)))
     if hop.witnesses:
         # Deny hops: what showed each target address alive, the failures to show it first.
         shown = sorted(hop.witnesses, key=lambda w: w.alive)

@@ -136,6 +136,15 @@ def _hop(hop: HopVerdict) -> dict[str, Any]:
             }
             for w in hop.witnesses
         ],
+        "families": [
+            {
+                "judged": list(f.judged),
+                "not_judged": list(f.skipped),
+                "why": f.why,
+                "targets": f.targets,
+            }
+            for f in hop.families
+        ],
     }
 
 

@@ -18,6 +18,7 @@ from reachproof.report.model import Report
 from reachproof.report.text import (
     effective,
     evidence_line,
+    families_lines,
     hop_title,
     hop_waivers,
     relevant,
@@ -147,6 +148,7 @@ def _context(report: Report, rule: RuleVerdict, hop: HopVerdict | None) -> str:
     lines.extend(f"source: {s}" for s in rule.sources)
     if hop is not None and hop.verdict is not Verdict.PASS:
         shown = relevant(hop)
+        lines.extend(families_lines(hop))
         lines.append(f"evidence ({len(shown)} of {len(hop.evidence)} observations):")
         lines.extend(f"  {evidence_line(e)}" for e in shown[:EVIDENCE_LINES])
         if len(shown) > EVIDENCE_LINES:

@@ -13,6 +13,7 @@ from reachproof.report.text import (
     MARK,
     effective,
     evidence_line,
+    families_lines,
     hop_title,
     hop_waivers,
     relevant,
@@ -92,6 +93,7 @@ def _failure(report: Report, rule: RuleVerdict) -> list[str]:
     ]
     for number, hop in broken[:HOPS]:
         lines.append(f"- {cell(hop_title(number, hop))}: {cell(hop.reason)}")
+        lines.extend(f"  - {cell(line)}" for line in families_lines(hop))
         shown = relevant(hop)
         lines.extend(f"  - {code(evidence_line(e))}" for e in shown[:EVIDENCE_LINES])
         if len(shown) > EVIDENCE_LINES:

@@ -59,6 +59,7 @@ def _hop(hop: HopPlan) -> dict[str, Any]:
         "action": str(hop.action),
         "specs": list(hop.spec_ids),
         "empty_reason": hop.empty_reason,
+        "families": [f.text() for f in hop.families],
     }
 
 
@@ -103,13 +104,13 @@ def render_plan_summary(plan: Plan, console: Console) -> None:
     for rule in plan.rules:
         for index, hop in enumerate(rule.hops):
             hop_specs = [specs[i] for i in hop.spec_ids]
-            fams = Counter(s.family for s in hop_specs)
+            fams = Counter(s.family for s in hop_specs)  # None: by hostname, any family
+            narrowed = [f.text() for f in hop.families if f.skipped]
+            label = escape(hop.label) + "".join(f"\n[dim]{escape(n)}[/]" for n in narrowed)
             blind = sum(1 for s in hop_specs if s.vantage is None)
             table.add_row(
                 rule.rule_id if index == 0 else "",
-                escape(hop.label)
-                if hop.spec_ids
-                else f"{escape(hop.label)}\n[magenta]{escape(hop.empty_reason or '')}[/]",
+                label if hop.spec_ids else f"{label}\n[magenta]{escape(hop.empty_reason or '')}[/]",
                 str(len(hop_specs)),
                 f"{fams.get(4, 0)}/{fams.get(6, 0)}",
                 f"{sum(_probes(s) for s in hop_specs):,}",

@@ -22,6 +22,7 @@ from reachproof.report.model import Report
 from reachproof.report.text import (
     effective,
     evidence_line,
+    families_lines,
     hop_title,
     hop_waivers,
     relevant,
@@ -184,6 +185,7 @@ def _result(report: Report, index: int, rule: RuleVerdict) -> dict[str, Any]:
             continue
         shown = relevant(hop)
         lines.append(f"{verdict} {hop_title(number, hop)}: {hop.reason}")
+        lines.extend(f"  {line}" for line in families_lines(hop))
         lines.extend(f"  {evidence_line(e)}" for e in shown[:EVIDENCE_LINES])
         if len(shown) > EVIDENCE_LINES:
             lines.append(f"  … {len(shown) - EVIDENCE_LINES} more (see report.json)")

@@ -10,6 +10,8 @@ from rich.text import Text
 from reachproof.report.model import Report, WaiverReport
 from reachproof.report.text import (
     evidence_facts,
+    families_lines,
+    narrowed,
     short_ports,
     waived_items,
     waiver_line,
@@ -91,6 +93,9 @@ def _hop(console: Console, hop: HopVerdict, show_evidence: bool) -> None:
             (f"  ({hop.probes} probe{'s' if hop.probes != 1 else ''})", "dim"),
         )
     )
+    if narrowed(hop) or (show_evidence and hop.verdict is not Verdict.PASS):
+        for line in families_lines(hop):
+            console.print(Text(f"          {line}", style="dim"))
     if not show_evidence or hop.verdict is Verdict.PASS:
         return
     relevant = [e for e in hop.evidence if e.verdict is hop.verdict]

@@ -126,6 +126,16 @@ def unwitnessed(hop: HopVerdict) -> list[str]:
     return [witness_line(w) for w in hop.witnesses if not w.alive]
 
 
+def families_lines(hop: HopVerdict) -> list[str]:
+    """`families: IPv4 (8 targets; IPv6 not judged): families.cluster at inv.yaml:3:3`."""
+    return [f"families: {f.text()}" for f in hop.families]
+
+
+def narrowed(hop: HopVerdict) -> bool:
+    """Whether the hop left out a family its targets have addresses of."""
+    return any(f.skipped for f in hop.families)
+
+
 def relevant(hop: HopVerdict) -> list[Evidence]:
     """The evidence that decided the hop: the items whose verdict is the hop's."""
     return [e for e in hop.evidence if e.verdict is hop.verdict]

@@ -26,7 +26,7 @@ from reachproof.worker.local import route_failure
 from reachproof.worker.loss import attempts_for, meter
 from reachproof.worker.sensor import run_sense, stop_sensor
 from reachproof.worker.syn import run_syn
-from reachproof.worker.target import NoSuchHost, OutOfScope, Target, resolve_target
+from reachproof.worker.target import NoSuchHost, OutOfScope, Target, resolve_all, resolve_target
 from reachproof.worker.tls import run_tls
 from reachproof.worker.udp import run_udp
 from reachproof.worker.wire import (
@@ -85,6 +85,9 @@ def _run_network(request: Request, report: ProbeReport, progress: Progress) -> N
         report.error = f"unknown probe kind {request.kind!r}"
         return
     try:
+        if request.resolve and request.family is None:
+            _run_by_name(request, resolve_all(request), runner, report, progress)
+            return
         target = resolve_target(request)
     except NoSuchHost as exc:
         report.add_detail("resolve-error", str(exc))
@@ -96,6 +99,50 @@ def _run_network(request: Request, report: ProbeReport, progress: Progress) -> N
         return
     if target.resolved_from is not None:
         report.add_detail("resolved", target.address)
+    _run_address(request, target, runner, report, progress)
+
+
+def _run_by_name(
+    request: Request,
+    targets: list[Target],
+    runner: NetworkProbe,
+    report: ProbeReport,
+    progress: Progress,
+) -> None:
+    """A probe by hostname in any family: the addresses tried in the resolver's order, as a
+    client does. A port is `open` once any address answers it; a port no address opens keeps
+    what the first address that got an answer saw (an address the vantage cannot even send to
+    is skipped, as a client skips it)."""
+    for target in targets:
+        report.add_detail("resolved", target.address)
+    remaining = list(request.ports)
+    kept: dict[int, Outcome] = {}
+    for target in targets:
+        seen = ProbeReport()
+        _run_address(request._replace(ports=remaining), target, runner, seen, progress)
+        if seen.error is not None:
+            report.add_detail("tried", f"{target.address}: {seen.error}")
+            continue
+        report.degraded = report.degraded or seen.degraded
+        report.detail.extend(seen.detail)
+        opened = [p for p in remaining if seen.outcomes.get(p, _UNSEEN).state == "open"]
+        report.add_detail("tried", f"{target.address}: {len(opened)} of {len(remaining)} open")
+        for port in remaining:
+            outcome = seen.outcomes.get(port, _UNSEEN)
+            if port in opened or kept.get(port, _UNSEEN).state == "error":
+                kept[port] = outcome
+        remaining = [p for p in remaining if p not in opened]
+        if not remaining:
+            break
+    report.outcomes.update(kept)
+
+
+_UNSEEN = Outcome("error", "not-probed", 0)
+
+
+def _run_address(
+    request: Request, target: Target, runner: NetworkProbe, report: ProbeReport, progress: Progress
+) -> None:
     unroutable = route_failure(target.address, target.family)
     if unroutable is not None:
         for port in request.ports:

@@ -42,10 +42,18 @@ has `error` set and no packet left. A missing `scope` allows nothing, so only ch
 udp-sense (which send no probe packets) may omit it. Version 2 added the field; engine and
 worker insist on the same version, so an older worker is refused at hello, never trusted.
 
-More detail keys: `resolved` (the address a `resolve` name gave) or `resolve-error` (then
-every port is `unreachable` / `no-such-host`); tcp-syn: `sent` (packets, seconds and rate of
-the send loops), `hop-attribution` (how resets were attributed); udp: `payload` (the unique
-payload, for a sensor at the target); http: `location`, `redirect`, `http-error`.
+A `resolve` name with `family` 4 or 6 is resolved in that family and probed at its first
+address. With `family` null it is resolved as clients do (getaddrinfo AF_UNSPEC) and its
+addresses are tried in the resolver's order, as ssh and curl do: every one is checked against
+`scope` before the first packet; a port is `open` once any address opens it, otherwise it
+keeps what the first address that answered saw.
+
+More detail keys: `resolved` (each address a `resolve` name gave, in order), `tried` (per
+address of a family-null name: how many of the ports still to open it opened) or
+`resolve-error` (then every port is `unreachable` / `no-such-host`); tcp-syn: `sent`
+(packets, seconds and rate of the send loops), `hop-attribution` (how resets were
+attributed; a reset it cannot place is `error` / `attribution-undecided`); udp: `payload`
+(the unique payload, for a sensor at the target); http: `location`, `redirect`, `http-error`.
 """
 
 from __future__ import annotations

@@ -19,11 +19,19 @@ import select
 import socket
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reachproof.worker.batch import SLOTS, BatchSender, open_batch
 from reachproof.worker.connect import run_connect
-from reachproof.worker.hops import forged_by_hop, hops_of, trace_ttl
+from reachproof.worker.hops import (
+    TRACE_BUDGET,
+    TRACE_WAITS,
+    UNDECIDED,
+    forged_by_hop,
+    hops_of,
+    trace_ttl,
+)
+from reachproof.worker.icmp import run_icmp
 from reachproof.worker.icmp_errors import IcmpError, classify, is_time_exceeded
 from reachproof.worker.local import local_failure
 from reachproof.worker.loss import (
@@ -53,13 +61,18 @@ from reachproof.worker.packets import (
 )
 from reachproof.worker.rawhub import RawHub, hub, sendmsg_with_ttl
 from reachproof.worker.target import Target, route_source
-from reachproof.worker.wire import Outcome, ProbeReport, Progress, Request
+from reachproof.worker.wire import Outcome, Output, ProbeReport, Progress, Request
 
 BATCH = 256  # packets between pacing, progress and answer draining
 SAMPLE = 256  # answered ports re-sent to in round 2 to measure the path's loss
 POLL = 0.01
-TRACE_TRIES = 3
 DEGRADED = "raw sockets not permitted: connect probes used"
+
+if TYPE_CHECKING:  # subscripted ABCs fail at runtime on the Python 3.8 a vantage may have
+    from collections.abc import Callable
+
+    Tracer = Callable[["SynSession", int, int], tuple[str, str | None]]
+    Echo = Callable[["SynSession"], int | None]
 
 
 def reserve_port(family: int) -> socket.socket:
@@ -366,13 +379,17 @@ def _ntop(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
-def trace(session: SynSession, port: int, ttl: int, wait: float) -> tuple[str, str | None]:
-    """One TTL-limited SYN (from a fresh source port): ("router", address) if it expired on
-    the way, ("target", None) if it drew a reset or SYN-ACK, ("silent", None) otherwise."""
+def trace(
+    session: SynSession, port: int, ttl: int, waits: tuple[float, ...] = TRACE_WAITS
+) -> tuple[str, str | None]:
+    """A TTL-limited SYN (from a fresh source port), retried once per entry of `waits` and
+    paced by the worker's ICMP budget: ("router", address) if it expired on the way,
+    ("target", None) if it drew a reset or SYN-ACK, ("silent", None) if no try did."""
     probe = SynSession(session.hub, session.target, session.source)
     try:
         packet = probe.packet(port)
-        for _ in range(TRACE_TRIES):
+        for wait in waits:
+            TRACE_BUDGET.take()
             sendmsg_with_ttl(session.hub.tcp, session.family, packet, session.target.address, ttl)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
@@ -402,8 +419,36 @@ def trace(session: SynSession, port: int, ttl: int, wait: float) -> tuple[str, s
         probe.close()
 
 
-def attribute_resets(session: SynSession, sweep: Sweep, report: ProbeReport) -> None:
-    """Turn resets sent by a hop before the target into `prohibited reset-by-firewall`."""
+def echo_ttl(session: SynSession) -> int | None:
+    """The TTL of an echo reply from the target (rule 3's witness), or None without one."""
+    seen = ProbeReport()
+    request = Request(
+        "echo",
+        "icmp",
+        session.target.address,
+        None,
+        None,
+        [0],
+        1.0,
+        2,
+        0,
+        {},
+        frozenset([session.target.address]),
+    )
+    run_icmp(request, session.target, seen, Progress(Output(lambda _t: 0, lambda: None), "", 1))
+    outcome = seen.outcomes.get(0)
+    return outcome.ttl if outcome is not None and outcome.state == "open" else None
+
+
+def attribute_resets(
+    session: SynSession,
+    sweep: Sweep,
+    report: ProbeReport,
+    tracer: Tracer = trace,
+    echo: Echo = echo_ttl,
+) -> None:
+    """Turn resets sent by a hop before the target into `prohibited reset-by-firewall`, and
+    resets nobody can place into `error attribution-undecided` (module `hops`)."""
     answers = sweep.answers
     resets = {p: o for p, o in answers.items() if o.reason == "rst" and o.ttl is not None}
     if not resets:
@@ -411,11 +456,7 @@ def attribute_resets(session: SynSession, sweep: Sweep, report: ProbeReport) -> 
     synacks = [o.ttl for o in answers.values() if o.reason == "syn-ack" and o.ttl is not None]
     if synacks:
         target_ttl = min(synacks, key=hops_of)
-        forged = 0
-        for port, outcome in resets.items():
-            if forged_by_hop(int(outcome.ttl or 0), target_ttl):
-                answers[port] = outcome._replace(state="prohibited", reason="reset-by-firewall")
-                forged += 1
+        forged = _by_distance(answers, resets, target_ttl)
         report.add_detail(
             "hop-attribution",
             f"target is {hops_of(target_ttl)} router hop(s) away (SYN-ACK TTL {target_ttl}); "
@@ -425,24 +466,47 @@ def attribute_resets(session: SynSession, sweep: Sweep, report: ProbeReport) -> 
     by_ttl: dict[int, list[int]] = {}
     for port, outcome in sorted(resets.items()):
         by_ttl.setdefault(int(outcome.ttl or 0), []).append(port)
-    wait = min(max(sweep.request.timeout, 0.5), 2.0)
+    echoed: list[int | None] = []  # asked at most once per probe, when a trace stays silent
     for ttl, ports in sorted(by_ttl.items()):
         limit = trace_ttl(ttl)
-        verdict, router = trace(session, ports[0], limit, wait)
+        verdict, router = tracer(session, ports[0], limit)
         where = f"resets with TTL {ttl} place the responder at hop {limit}"
+        sent = f"a SYN to port {ports[0]} with TTL {limit}"
+        group = {p: resets[p] for p in ports}
         if verdict == "router":
-            for port in ports:
-                answers[port] = answers[port]._replace(
-                    state="prohibited", reason="reset-by-firewall"
-                )
-            note = f"a SYN to port {ports[0]} with TTL {limit} expired at router {router}"
+            _by_distance(answers, group, None)
+            note = f"{sent} expired at router {router}"
             report.add_detail("hop-attribution", f"{where}; {note}: reset-by-firewall")
-        elif verdict == "target":
-            note = f"a SYN to port {ports[0]} with TTL {limit} reached the target"
-            report.add_detail("hop-attribution", f"{where}; {note}: closed")
-        else:
-            note = f"a SYN to port {ports[0]} with TTL {limit} drew no answer"
-            report.add_detail("hop-attribution", f"{where}; {note}: inconclusive, left closed")
+            continue
+        if verdict == "target":
+            report.add_detail("hop-attribution", f"{where}; {sent} reached the target: closed")
+            continue
+        if not echoed:
+            echoed.append(echo(session))
+        tries = f"{sent} drew no answer in {len(TRACE_WAITS)} paced tries"
+        if echoed[0] is not None:
+            forged = _by_distance(answers, group, echoed[0])
+            state = "reset-by-firewall" if forged else "closed"
+            away = hops_of(echoed[0])
+            note = f"an echo reply (TTL {echoed[0]}) places the target {away} hop(s) away"
+            report.add_detail("hop-attribution", f"{where}; {tries}; {note}: {state}")
+            continue
+        for port in ports:
+            answers[port] = answers[port]._replace(state="error", reason=UNDECIDED)
+        report.add_detail("hop-attribution", f"{where}; {tries}, and no echo reply: {UNDECIDED}")
+
+
+def _by_distance(
+    answers: dict[int, Outcome], resets: dict[int, Outcome], target_ttl: int | None
+) -> int:
+    """Mark the resets that crossed fewer routers than the target's own answer with
+    `target_ttl` (all of them when None: a trace placed a router there); how many."""
+    forged = 0
+    for port, outcome in resets.items():
+        if target_ttl is None or forged_by_hop(int(outcome.ttl or 0), target_ttl):
+            answers[port] = outcome._replace(state="prohibited", reason="reset-by-firewall")
+            forged += 1
+    return forged
 
 
 def run_syn(request: Request, target: Target, report: ProbeReport, progress: Progress) -> None:

@@ -43,6 +43,31 @@ def resolve_target(request: Request) -> Target:
     return target
 
 
+def resolve_all(request: Request) -> list[Target]:
+    """Every address `request.resolve` has, in the order the vantage's clients try them
+    (getaddrinfo with AF_UNSPEC, as ssh and curl do), each checked against `request.scope`
+    before any packet: one address outside it refuses the whole probe (OutOfScope)."""
+    assert request.resolve
+    try:
+        infos = socket.getaddrinfo(request.resolve, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise NoSuchHost(f"{request.resolve}: {exc}") from exc
+    found: dict[str, int] = {}
+    for family, _type, _proto, _name, addr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            found.setdefault(str(addr[0]), family)
+    if not found:
+        raise NoSuchHost(f"{request.resolve}: no IPv4/IPv6 address")
+    outside = [a for a in found if str(ip_address(a.split("%")[0])) not in request.scope]
+    if outside:
+        allowed = ", ".join(sorted(request.scope)) or "nothing"
+        raise OutOfScope(
+            f"{request.resolve} resolved at the vantage to {', '.join(outside)}, outside the "
+            f"probe's scope ({allowed}): nothing sent"
+        )
+    return [Target(a, family, request.resolve) for a, family in found.items()]
+
+
 def _target(request: Request) -> Target:
     if request.resolve:
         wanted = {4: socket.AF_INET, 6: socket.AF_INET6}.get(request.family or 0, 0)

@@ -78,7 +78,7 @@ CASES = [
         "unknown-top-key",
         edit("name: t", "nmae: t"),
         "inv.yaml:2:1: unknown key 'nmae' in inventory "
-        "(expected one of: version, name, tls_ca, vantages, hosts, sessions, apps)",
+        "(expected one of: version, name, tls_ca, vantages, hosts, sessions, apps, families)",
     ),
     (
         "duplicate-key",
@@ -173,7 +173,7 @@ CASES = [
         "unknown-host-key",
         edit("{role: agent, ipv4: 10.0.2.12}", "{role: agent, ip: 10.0.2.12}"),
         "inv.yaml:8:21: unknown key 'ip' in host 'a2' "
-        "(expected one of: role, zone, ipv4, ipv6, services, vantage, tls_name)",
+        "(expected one of: role, zone, ipv4, ipv6, services, vantage, tls_name, families)",
     ),
     (
         "reserved-container-role",

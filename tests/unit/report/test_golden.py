@@ -19,7 +19,9 @@ from world import documented_world
 
 from reachproof.api import Prepared, build_report, prepare
 from reachproof.fake import Fact, FakeNetwork
+from reachproof.inventory.load import parse_inventory
 from reachproof.observation import PortState
+from reachproof.policy.compile import compile_plan
 from reachproof.ports import PortSet
 from reachproof.report.json_report import render_json, report_to_dict, schema
 from reachproof.report.model import Report
@@ -184,3 +186,35 @@ def test_a_silent_engine_never_passes(prepared: Prepared) -> None:
     report = build_report(prepared, [], STARTED, FINISHED)
     assert all(r.verdict is Verdict.INCONCLUSIVE for r in report.rules)
     assert report.exit_code == 3
+
+
+# The lab-small site with IPv4-only container networks, published ports and overlay.
+FAMILIES = """
+families:
+  default: [4, 6]
+  container: 4
+  cluster: 4
+  services: {host-port-pool: 4, vxlan: 4}
+"""
+
+
+def _narrowed(prepared: Prepared) -> Prepared:
+    text = (ROOT / "examples" / "lab-small.yaml").read_text(encoding="utf-8") + FAMILIES
+    inventory = parse_inventory(text, "examples/lab-small.yaml+families")
+    return replace(prepared, inventory=inventory, plan=compile_plan(prepared.policy, inventory))
+
+
+def test_families_golden(prepared: Prepared, compact: Prepared) -> None:
+    """Every hop says which families it judged and why; deny hops stay on every family."""
+    shipped = _narrowed(prepared)
+    report = build_report(
+        shipped, documented_world(shipped.inventory).observe(shipped.plan), STARTED, FINISHED
+    )
+    _check_golden("families.txt", _terminal(report))
+    small = _narrowed(compact)
+    report = build_report(
+        small, documented_world(small.inventory).observe(small.plan), STARTED, FINISHED
+    )
+    document = render_json(report)
+    jsonschema.validate(json.loads(document), schema())
+    _check_golden("compact-families.json", document)
