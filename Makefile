@@ -3,14 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := nftables nmap iproute2 openssh-server postgresql redis-server etcd-server
+APT_PACKAGES := nftables nmap iproute2 openssh-server postgresql redis-server etcd-server docker.io mmdebstrap
 
 .PHONY: test demo lint typecheck unit system-deps venv clean
 
 # Debian packages the lab and the cross-checks need; installed only when missing, only as root.
 system-deps:
 	@missing=""; for c in nft:nftables nmap:nmap ip:iproute2 sshd:openssh-server ssh:openssh-client \
-	  pg_ctlcluster:postgresql redis-server:redis-server etcd:etcd-server; do \
+	  pg_ctlcluster:postgresql redis-server:redis-server etcd:etcd-server \
+	  dockerd:docker.io mmdebstrap:mmdebstrap; do \
 	  { command -v $${c%%:*} || [ -x /usr/sbin/$${c%%:*} ]; } >/dev/null 2>&1 || missing="$$missing $${c##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -31,7 +31,7 @@ from pyroute2 import IPRoute
 from reachproof.errors import LabError, ReachproofError
 from reachproof.inventory.dump import dump_inventory
 from reachproof.inventory.model import Inventory, SessionMode
-from reachproof.lab import sshd
+from reachproof.lab import dockerlab, sshd
 from reachproof.lab.inventory import hosts_file_text, lab_inventory, ssh_hosts, ssh_inventory
 from reachproof.lab.netns import (
     ETC_NETNS_DIR,
@@ -45,6 +45,7 @@ from reachproof.lab.netns import (
 from reachproof.lab.nft import (
     agent_ruleset,
     apply_ruleset,
+    docker_agent_ruleset,
     perimeter_ruleset,
     ssh_broken_ruleset,
 )
@@ -161,7 +162,7 @@ def build_lab(
     targets = fault_targets(topo)
     prefix = options.prefix
     directory = state_dir(prefix)
-    if list_netns(prefix) or directory.exists():
+    if list_netns(prefix) or directory.exists() or dockerlab.found_daemons(prefix):
         raise LabError(
             f"a lab with prefix {prefix!r} already exists; "
             f"run `reachproof lab down --prefix {prefix}` first"
@@ -171,6 +172,8 @@ def build_lab(
     try:
         preflight(prefix)
         if options.ssh:
+            if topo.docker:
+                raise LabError("--ssh is not available with --runtime docker yet")
             sshd.sshd_program()  # missing: say so before building anything
         directory.mkdir(parents=True)
         state = LabState(
@@ -182,14 +185,19 @@ def build_lab(
             inventory=str(inventory),
             namespaces=len(topo.namespaces()),
             ssh_inventory=str(ssh_path or ""),
+            runtime=str(options.runtime),
         )
         state.write()  # first, so `lab down` finds the inventory even after a crash below
         say(f"creating {len(topo.namespaces())} namespaces, wiring links, addresses, routes")
         _in_worker(topo)
         say("loading firewalls")
         _firewalls(topo, targets)
-        _hosts_files(topo)
-        netns_inventory = lab_inventory(topo, targets, str(inventory))
+        if topo.docker:
+            topo = dockerlab.start_compute(topo, targets, say)
+        else:
+            _hosts_files(topo)
+        exec_command = partial(dockerlab.exec_command, topo) if topo.docker else None
+        netns_inventory = lab_inventory(topo, targets, str(inventory), exec_command)
         state = _write_inventory(state, inventory, netns_inventory, ssh=False)
         plan = service_plan(topo, targets)
         (directory / PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")
@@ -360,7 +368,8 @@ def _wire(topo: Topology, cancel: threading.Event) -> None:
     steps += [
         (n.netns, partial(_wire_leaf, addr=n.addr, gateway=n.gateway)) for n in topo.management
     ]
-    steps += [(c.netns, partial(_wire_container, topo, c)) for c in topo.containers]
+    if not topo.docker:
+        steps += [(c.netns, partial(_wire_container, topo, c)) for c in topo.containers]
     for netns, step in steps:
         if cancel.is_set():
             raise _Cancelled
@@ -395,6 +404,11 @@ def _wire_agent(topo: Topology, number: int, links: _Links) -> None:
     agent = topo.agent(number)
     ipr = links.ipr
     links.up("lo")
+    if topo.docker:  # dockerd makes docker0, the session bridges and the overlays itself
+        links.up("eth0")
+        links.address("eth0", agent.node.addr)
+        links.default_route(agent.node.gateway)
+        return
     links.bridge("docker0")
     containers = topo.containers_on(number)
     for c in containers:
@@ -470,8 +484,11 @@ def _wire_container(topo: Topology, c: Container, links: _Links) -> None:
 
 def _firewalls(topo: Topology, targets: FaultTargets) -> None:
     jobs = [(topo.fw_netns, perimeter_ruleset(topo))]
-    jobs += [(a.node.netns, agent_ruleset(topo, a, targets)) for a in topo.agents]
-    extra = ssh_broken_ruleset(topo, targets)
+    if topo.docker:
+        jobs += [(a.node.netns, docker_agent_ruleset(topo, a)) for a in topo.agents]
+    else:
+        jobs += [(a.node.netns, agent_ruleset(topo, a, targets)) for a in topo.agents]
+    extra = None if topo.docker else ssh_broken_ruleset(topo, targets)
     if extra is not None:
         jobs.append(extra)
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:

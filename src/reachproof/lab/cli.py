@@ -95,12 +95,22 @@ def up(
             "inventory (<inventory>-ssh.yaml) whose vantages are exec over ssh.",
         ),
     ] = False,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            help="What runs the compute zone: netns (namespaces standing in for Docker) or "
+            "docker (a real dockerd per agent, real containers, bridges, swarm overlays).",
+        ),
+    ] = "netns",
 ) -> None:
     """Build the lab, start its services, write its inventory; return once services answer."""
     from reachproof.lab.build import build_lab  # pyroute2 loads only for commands that build
 
     with _errors():
-        options = LabOptions.create(agents, sessions, tuple(fault or ()), prefix, perimeter, ssh)
+        options = LabOptions.create(
+            agents, sessions, tuple(fault or ()), prefix, perimeter, ssh, runtime
+        )
 
         def say(msg: str) -> None:
             err.print(f"[dim]lab {prefix}: {msg}[/dim]")
@@ -151,6 +161,7 @@ def status(prefix: PrefixOpt = DEFAULT_PREFIX) -> None:
         if state is not None:
             table.add_row("services", str(state.services))
             table.add_row("agents / sessions", f"{state.agents} / {state.sessions}")
+            table.add_row("runtime", state.runtime)
             table.add_row("faults", ", ".join(state.faults) or "none")
             table.add_row("perimeter", state.perimeter)
             table.add_row("inventory", state.inventory)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import replace
 
 from reachproof.inventory.model import (
@@ -59,7 +60,7 @@ def cluster_env(members: tuple[Container, ...], me: Container) -> tuple[tuple[st
     return tuple(env)
 
 
-def _wrong_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+def wrong_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """One sub container claims one replica too many: only the cluster contract breaks."""
     out = []
     for key, value in env:
@@ -88,7 +89,14 @@ def _node_host(
     )
 
 
-def lab_inventory(topo: Topology, targets: FaultTargets, path: str = "") -> Inventory:
+def lab_inventory(
+    topo: Topology,
+    targets: FaultTargets,
+    path: str = "",
+    exec_command: Callable[[Container], tuple[str, ...]] | None = None,
+) -> Inventory:
+    """The lab's inventory; with `exec_command` (the docker runtime) each container's vantage is
+    an exec of that command, and its environment is the container's own (`docker run -e`)."""
     vantages: list[Vantage] = []
     hosts: list[Host] = []
     nodes = (topo.user, *topo.management, *(a.node for a in topo.agents))
@@ -110,8 +118,11 @@ def lab_inventory(topo: Topology, targets: FaultTargets, path: str = "") -> Inve
         for c in session.containers:
             env = cluster_env(session.containers, c)
             if c == wrong:
-                env = _wrong_env(env)
-            vantages.append(Vantage(c.vantage, Transport.NETNS, netns=c.netns, env=env))
+                env = wrong_env(env)
+            if exec_command is not None:
+                vantages.append(Vantage(c.vantage, Transport.EXEC, command=exec_command(c)))
+            else:
+                vantages.append(Vantage(c.vantage, Transport.NETNS, netns=c.netns, env=env))
             hosts.append(
                 Host(
                     name=c.host_name,
@@ -130,7 +141,7 @@ def lab_inventory(topo: Topology, targets: FaultTargets, path: str = "") -> Inve
                         local_rank=c.rank,
                         agent=f"agent{c.agent}",
                         cluster_ipv4=(c.cluster.v4.ip,),
-                        cluster_ipv6=(c.cluster.v6.ip,),
+                        cluster_ipv6=(c.cluster.v6.ip,) if c.cluster_v6 else (),
                     ),
                 )
             )

@@ -241,6 +241,33 @@ def agent_ruleset(topo: Topology, agent: Agent, targets: FaultTargets) -> str:
     return text
 
 
+def docker_agent_ruleset(topo: Topology, agent: Agent) -> str:
+    """An agent's own firewall on the docker runtime, where a site puts it: the INPUT policy
+    of the host, and a forward chain of its own that keeps containers out of the management
+    zone. Docker's chains (nat, DOCKER, DOCKER-USER, ICC) are dockerd's alone; an accept here
+    only hands the packet on to them, a drop is final."""
+    inp = [
+        *_STATEFUL,
+        'iif "lo" accept',
+        "meta l4proto { icmp, ipv6-icmp } accept",
+        f'iifname "eth0" ip saddr {{ {MGMT_NET.v4.network}, {COMP_NET.v4.network} }} accept',
+        f'iifname "eth0" ip6 saddr {{ {MGMT_NET.v6.network}, {COMP_NET.v6.network} }} accept',
+        'iifname != "eth0" accept',  # containers reach their agent (metadata service, DNS)
+    ]
+    if topo.has_fault("perimeter-open"):
+        inp += _both_net("", EXT_NET, "accept", "saddr")
+    forward = [
+        "ct state established,related accept",  # replies, to the AppProxy's DNATed requests too
+        *_both_net('iifname != "eth0" ', MGMT_NET, "drop"),
+    ]
+    return (
+        f"table inet {TABLE} {{\n"
+        + _chain("input", inp, "type filter hook input priority filter; policy drop;")
+        + _chain("forward", forward, "type filter hook forward priority filter - 1; policy accept;")
+        + "}\n"
+    )
+
+
 def ssh_broken_ruleset(topo: Topology, targets: FaultTargets) -> tuple[str, str] | None:
     """(namespace, ruleset) of the ssh-mesh-broken fault, or None when it is not applied.
 

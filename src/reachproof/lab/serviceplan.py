@@ -68,7 +68,8 @@ def service_plan(topo: Topology, targets: FaultTargets) -> ServicePlan:
             Listener(ns, METADATA_PORT, ServiceKind.HTTP, f"{name} metadata"),
         ]
     stray = targets.app_outside_main if topo.has_fault("app-outside-main") else None
-    for c in topo.containers:
+    # On the docker runtime each container runs its own (dockerlab.container_plan).
+    for c in () if topo.docker else topo.containers:
         identity = container_identity(c)
         out += [
             Listener(c.netns, SSH_PORT, ServiceKind.BANNER, f"SSH-2.0-dropbear {identity}"),

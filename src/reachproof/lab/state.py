@@ -83,6 +83,7 @@ class LabState:
     inventory_sha256: str = ""
     ssh_inventory: str = ""  # with `lab up --ssh`
     ssh_inventory_sha256: str = ""
+    runtime: str = "netns"
     created: float = field(default_factory=time.time)
 
     def inventories(self) -> tuple[tuple[str, str], ...]:
@@ -121,7 +122,7 @@ def _is_our_supervisor(pid: int, directory: Path) -> bool:
     return "--state-dir" in args and str(directory) in args
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -143,7 +144,7 @@ def supervisor_pid(prefix: str) -> int | None:
         pid = int((directory / PID_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) and _is_our_supervisor(pid, directory) else None
+    return pid if pid_alive(pid) and _is_our_supervisor(pid, directory) else None
 
 
 def _supervisor_pids(prefix: str) -> set[int]:
@@ -166,16 +167,18 @@ def _supervisor_pids(prefix: str) -> set[int]:
 
 def stop_supervisor(prefix: str, grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; returns when every process is gone."""
-    _stop(_supervisor_pids(prefix), grace, f"supervisor process(es) of lab {prefix!r}")
+    stop_pids(_supervisor_pids(prefix), grace, f"supervisor process(es) of lab {prefix!r}")
 
 
 def stop_lab_processes(prefix: str, grace: float = 2.0) -> None:
     """End every process that lives in one of the lab's namespaces (they hold the namespaces
     alive; an sshd's sessions even outlive a killed sshd)."""
-    _stop(netns_pids(list_netns(prefix)), grace, f"process(es) in the namespaces of lab {prefix!r}")
+    stop_pids(
+        netns_pids(list_netns(prefix)), grace, f"process(es) in the namespaces of lab {prefix!r}"
+    )
 
 
-def _stop(pids: set[int], grace: float, what: str) -> None:
+def stop_pids(pids: set[int], grace: float, what: str) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         for pid in pids:
             try:
@@ -184,7 +187,7 @@ def _stop(pids: set[int], grace: float, what: str) -> None:
                 continue
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            pids = {p for p in pids if _alive(p)}
+            pids = {p for p in pids if pid_alive(p)}
             if not pids:
                 return
             time.sleep(0.02)
@@ -197,6 +200,9 @@ def teardown(prefix: str) -> list[str]:
     removed: list[str] = []
     state = LabState.read(prefix)
     stop_supervisor(prefix)
+    from reachproof.lab.dockerlab import stop_compute  # the docker runtime's daemons, if any
+
+    removed += stop_compute(prefix)
     stop_lab_processes(prefix)
     # The supervisor's sockets held references to the namespaces; now they can go.
     stuck: list[LabError] = []  # one namespace that cannot go must not keep the rest

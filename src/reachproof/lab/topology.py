@@ -68,6 +68,13 @@ class Perimeter(StrEnum):
     RESET = "reset"  # TCP RST from the firewall itself (its TTL gives it away); ICMP otherwise
 
 
+class Runtime(StrEnum):
+    """What runs the compute zone's containers."""
+
+    NETNS = "netns"  # namespaces, veths and nft standing in for Docker (fast, no dependency)
+    DOCKER = "docker"  # a real dockerd per agent, real containers, bridges and swarm overlays
+
+
 @dataclass(frozen=True)
 class SessionRequest:
     mode: SessionMode
@@ -82,6 +89,7 @@ class LabOptions:
     prefix: str = DEFAULT_PREFIX
     perimeter: Perimeter = Perimeter.DROP
     ssh: bool = False  # an sshd per host and a second inventory of ssh vantages (lab/sshd.py)
+    runtime: Runtime = Runtime.NETNS
 
     @classmethod
     def create(
@@ -92,6 +100,7 @@ class LabOptions:
         prefix: str = DEFAULT_PREFIX,
         perimeter: str = "drop",
         ssh: bool = False,
+        runtime: str = "netns",
     ) -> LabOptions:
         """Options from command-line style values; UsageError says what does not fit."""
         check_prefix(prefix)
@@ -101,6 +110,10 @@ class LabOptions:
             raise UsageError(
                 f"--perimeter must be drop, reject or reset, not {perimeter!r}"
             ) from exc
+        try:
+            kind = Runtime(runtime)
+        except ValueError as exc:
+            raise UsageError(f"--runtime must be netns or docker, not {runtime!r}") from exc
         known = {f.name: f for f in FAULTS}
         chosen: list[Fault] = []
         for name in faults:
@@ -111,7 +124,7 @@ class LabOptions:
                 )
             if known[name] not in chosen:
                 chosen.append(known[name])
-        return cls(agents, parse_sessions(sessions), tuple(chosen), prefix, mode, ssh)
+        return cls(agents, parse_sessions(sessions), tuple(chosen), prefix, mode, ssh, kind)
 
     @property
     def fault_names(self) -> frozenset[str]:
@@ -220,6 +233,7 @@ class Container:
     cluster_ifname: (
         str  # eth1 on a private bridge, baimulti0 on an overlay (as Backend.AI names it)
     )
+    cluster_v6: bool = True  # False: Docker's swarm overlay gave it no IPv6 address
 
     @property
     def host_name(self) -> str:
@@ -309,14 +323,19 @@ class Topology:
     def containers_on(self, number: int) -> tuple[Container, ...]:
         return tuple(c for c in self.containers if c.agent == number)
 
+    @property
+    def docker(self) -> bool:
+        return self.options.runtime is Runtime.DOCKER
+
     def namespaces(self) -> tuple[str, ...]:
-        """Every namespace of the lab, routers first."""
+        """Every namespace the lab names, routers first (on the docker runtime the containers'
+        namespaces are dockerd's own, not the lab's)."""
         return (
             self.fw_netns,
             self.user.netns,
             *(n.netns for n in self.management),
             *(a.node.netns for a in self.agents),
-            *(c.netns for c in self.containers),
+            *(() if self.docker else (c.netns for c in self.containers)),
         )
 
     def has_fault(self, name: str) -> bool:
