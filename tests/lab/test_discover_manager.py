@@ -3,11 +3,12 @@
 The manager is backend.ai-manager 26.9.6 from PyPI in a pinned Python 3.13 venv (created once
 under /var/cache/reachproof, ~65 s of pip on an idle machine, reused after), with PostgreSQL
 15, etcd and Redis from Debian, all in one lab namespace whose only interface is its loopback
-(lab/backendai.py). Cost per run: ~40 s to initialise the database and start the manager on
-an idle machine (up to ~150 s under a load of 20), then a few seconds per test.
+(lab/backendai.py). Cost per run: ~50 s at a load average of 4 to initialise the database and
+start the manager (150-230 s at a load of 20-40 on 2 cores), then seconds per test.
 
-No agent runs here, so the agent list is empty; a session asked for through the real API
-stays PENDING with containers that have no agent, which is discovery's exit-2 case.
+No agent runs here, so the agent list is empty and there are no sessions: the real manager
+refuses to create one while its resource group has no agent (docs/backend-ai.md, the state of
+each component). Sessions and containers are tested on GraphQL answers (tests/unit/discover).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from labkit import require_lab, unique_prefix
 from prereq import require
 from reachproof.lab import backendai
 from reachproof.lab.netns import netns_path
-from reachproof.lab.state import teardown
+from reachproof.lab.state import state_dir, teardown
 
 pytestmark = pytest.mark.lab
 require_lab("etcd", "redis-server", "runuser")
@@ -43,6 +44,17 @@ def manager() -> Iterator[backendai.Manager]:
         yield backendai.start_manager(prefix, venv)
     finally:
         teardown(prefix)
+    # Nothing of it is left: no namespace, no state, no manager, database, etcd or Redis.
+    assert not netns_path(f"{prefix}-mgmt").exists()
+    assert not state_dir(prefix).exists()
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _mentions(p, state_dir(prefix))]
+
+
+def _mentions(proc: Path, directory: Path) -> bool:
+    try:
+        return str(directory) in (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
 
 
 def _run(

@@ -86,18 +86,22 @@ def python313() -> Path:
 
 def ensure_venv(cache: Path = DEFAULT_CACHE) -> Path:
     """The pinned venv, created once under `cache` (outside the project's .venv)."""
+    import fcntl
+
     venv = cache / f"bai-venv-{VERSION}"
     marker = venv / "reachproof-pins.txt"
     wanted = "\n".join(PINS) + "\n"
-    if marker.is_file() and marker.read_text() == wanted:
-        return venv
-    if venv.exists():
-        shutil.rmtree(venv)
     cache.mkdir(parents=True, exist_ok=True)
-    _run(["nice", "-n", "10", str(python313()), "-m", "venv", str(venv)], "create the venv")
-    pip = [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", *PINS]
-    _run(["nice", "-n", "10", *pip], f"pip install {' '.join(PINS)}", timeout=900)
-    marker.write_text(wanted)
+    with (cache / f"bai-venv-{VERSION}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once: one installs, one waits
+        if marker.is_file() and marker.read_text() == wanted:
+            return venv
+        if venv.exists():
+            shutil.rmtree(venv)  # a half-made one (the marker is written last)
+        _run(["nice", "-n", "10", str(python313()), "-m", "venv", str(venv)], "create the venv")
+        pip = [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", *PINS]
+        _run(["nice", "-n", "10", *pip], f"pip install {' '.join(PINS)}", timeout=900)
+        marker.write_text(wanted)
     return venv
 
 
