@@ -40,8 +40,12 @@ def prepare(
     inventory_path: Path,
     rules: Sequence[str] = (),
     waivers_path: Path | None = None,
+    strict_advisory: bool = False,
 ) -> Prepared:
     """Load the files and compile the plan (only `rules`, when given).
+
+    `strict_advisory` (or the policy's `strict advisory`) judges advisory rules like the
+    others: their FAILs are not softened to WARN.
 
     Raises PolicyError / InventoryError / WaiverError on bad input (a waiver naming a rule the
     policy does not have is one), UsageError for an unknown rule id.
@@ -51,6 +55,8 @@ def prepare(
     if waivers_path is not None:
         waivers = load_waivers(waivers_path, [r.id.text for r in full.rules])
     policy = select_rules(full, rules)
+    if strict_advisory or policy.strict_advisory:
+        policy = replace(policy, rules=tuple(replace(r, advisory=False) for r in policy.rules))
     inventory = load_inventory(inventory_path)
     return Prepared(policy, inventory, compile_plan(policy, inventory), waivers)
 

@@ -112,14 +112,23 @@ def _root(
 def policy_lint(
     policy: Annotated[Path, typer.Argument(help="Policy file to check.")],
 ) -> None:
-    """Parse POLICY and check every reference in it; exit 0 if valid, 2 if not."""
+    """Parse POLICY and check every reference in it; exit 0 if valid (warnings included), 2 if not.
+
+    Warnings (file:line:col: warning: …, on stderr) name a valid policy that contradicts itself,
+    such as a deny that an egress declaration and an allow make fail on a correct site.
+    """
+    from reachproof.policy.lint import lint_warnings
     from reachproof.policy.parse import load_policy
 
     with user_errors():
         parsed = load_policy(policy)
+    warnings = lint_warnings(parsed)
+    for warning in warnings:
+        sys.stderr.write(warning.render(parsed.text) + "\n")
     typer.echo(
         f"{policy}: ok — {len(parsed.rules)} rules, {len(parsed.roles)} roles, "
         f"{len(parsed.zones)} zones, {len(parsed.services)} services"
+        + (f", {len(warnings)} warning(s)" if warnings else "")
     )
 
 
@@ -214,6 +223,14 @@ def check_command(
     appproxy: dcli.AppProxyOpt = None,
     appproxy_token_file: dcli.AppProxyTokenOpt = None,
     skip_pending: dcli.SkipPendingOpt = False,
+    strict_advisory: Annotated[
+        bool,
+        typer.Option(
+            "--strict-advisory",
+            help="Judge advisory rules like the others: a FAIL stays FAIL instead of WARN "
+            "(as the policy's `strict advisory` does).",
+        ),
+    ] = False,
 ) -> None:
     """Probe every documented rule from its vantage points and report PASS / FAIL / INCONCLUSIVE.
 
@@ -269,7 +286,7 @@ def check_command(
             )
         elif inventory is None:
             raise UsageError("check needs --inventory FILE or --discover backend-ai")
-        prepared = prepare(policy, inventory, rules or (), waivers)
+        prepared = prepare(policy, inventory, rules or (), waivers, strict_advisory)
         with vantage_progress(prepared.plan, console) as progress:
             if evidence:
                 report = _check_with_evidence(prepared, options, progress, directory / "pcap")

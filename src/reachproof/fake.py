@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reachproof.checks.cluster_env import cluster_env_problems, training_env_problems
+from reachproof.checks.cluster_env import cluster_env_problems, training_env_findings
 from reachproof.inventory.model import Inventory
 from reachproof.observation import Observation, PortResult, PortState
 from reachproof.plan import Plan, ProbeKind, ProbeSpec
@@ -139,13 +139,20 @@ class FakeNetwork:
         env = vantage.environment() if vantage else {}
         name = spec.param("check") or ""
         expected = {k.removeprefix("expect."): v for k, v in spec.params if k.startswith("expect.")}
+        contradictions: tuple[str, ...] = ()
         if name == "cluster-env":
             problems = cluster_env_problems(env, expected)
         elif name == "training-env":
-            problems = training_env_problems(env)
+            findings = training_env_findings(env)
+            problems, contradictions = list(findings.problems), findings.contradictions
         elif name == "addresses":
             held = () if spec.target in self.down else (spec.param("addresses") or "").split(",")
             return Observation(spec.id, detail=(("ran", name), *(("holds", a) for a in held)))
         else:
             problems = []
-        return Observation(spec.id, detail=(("ran", name), *(("problem", p) for p in problems)))
+        detail = (
+            ("ran", name),
+            *(("problem", p) for p in problems),
+            *(("contradiction", c) for c in contradictions),
+        )
+        return Observation(spec.id, detail=detail)

@@ -20,7 +20,7 @@ class ProbeKind(StrEnum):
     HTTP = "http"  # fetch a path, record status and the identity the app answers with
     WEBSOCKET = "websocket"  # complete the 101 handshake and exchange one message
     TLS = "tls"  # complete a verified TLS handshake; record version, cipher, certificate
-    CHECK = "check"  # an in-container check (cluster-env, training-env, hostnames)
+    CHECK = "check"  # an in-container check (cluster-env, training-env, hostnames, listeners)
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,11 @@ class HopPlan:
     spec_ids: tuple[str, ...]
     empty_reason: str | None = None  # why the hop has no targets, when it has none
     families: tuple[HopFamilies, ...] = ()  # which families were judged, per group of targets
+    # False: a hop with no targets has nothing to hold (an `app * speaking P` selection that
+    # the site's inventory leaves empty) and is left out of the rule's verdict; True: no
+    # targets is INCONCLUSIVE.
+    applicable: bool = True
+    shortfall: str | None = None  # fewer targets than the rule needs: a PASS is INCONCLUSIVE
 
 
 @dataclass(frozen=True)

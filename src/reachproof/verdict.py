@@ -11,7 +11,12 @@ The semantics (DESIGN.md, "Verdict semantics"):
   answer from the address to any spec, or its own vantage holding it); a deny hop that would
   pass with any target address unwitnessed is INCONCLUSIVE, "target not shown alive".
 - A FAIL anywhere in a rule outweighs INCONCLUSIVE elsewhere (the failure is certain);
-  an empty target set is INCONCLUSIVE; an advisory rule reports WARN instead of FAIL.
+  an empty target set is INCONCLUSIVE, except a selection the rule needs none of (`app *
+  speaking P` on a site without such apps): that hop is "not applicable" and left out of the
+  rule's verdict (a rule of nothing else is INCONCLUSIVE); fewer targets than the rule needs
+  (`at least N`) make a PASS INCONCLUSIVE; an advisory rule reports WARN instead of FAIL, unless
+  a check found variables that contradict each other (state `inconsistent`): no release
+  explains a contradiction, so it FAILs whatever the rule says.
 - Waivers (waivers/apply.py): a FAIL evidence item in an unexpired waiver's scope is WAIVED.
   A hop or rule whose failures are all waived is WAIVED, unless something else in it is
   undecided (INCONCLUSIVE outweighs WAIVED: a waiver never hides what was not observed).
@@ -36,6 +41,10 @@ MIN_SILENT_ATTEMPTS = 2
 
 _DENIED = frozenset({PortState.FILTERED, PortState.PROHIBITED, PortState.UNREACHABLE})
 NOT_ALIVE = "not shown alive"
+NOT_APPLICABLE = "not applicable"
+# The state of a check whose findings contradict each other: no release explains it, so an
+# advisory rule FAILs it all the same (it softens only what a release may lack).
+INCONSISTENT = "inconsistent"
 
 
 class Verdict(StrEnum):
@@ -279,7 +288,12 @@ def _judge_check(spec: ProbeSpec, observation: Observation) -> Evidence:
         return _evidence(
             spec, None, Verdict.INCONCLUSIVE, "not run", "the check did not report running"
         )
+    contradictions = observation.details("contradiction")
     problems = observation.details("problem")
+    if contradictions:
+        return _evidence(
+            spec, None, Verdict.FAIL, INCONSISTENT, "; ".join((*contradictions, *problems))
+        )
     if problems:
         return _evidence(spec, None, Verdict.FAIL, "violated", "; ".join(problems))
     return _evidence(spec, None, Verdict.PASS, "holds", "contract holds")
@@ -381,6 +395,17 @@ def judge_hop(
     waiving: Waiving | None,
 ) -> HopVerdict:
     """`where`: the rule id and the hop's 1-based number across the rule, for waivers."""
+    if not hop.spec_ids and not hop.applicable:
+        return HopVerdict(
+            statement=hop.statement,
+            hop=hop.hop,
+            label=hop.label,
+            action=hop.action,
+            verdict=Verdict.PASS,
+            reason=f"{NOT_APPLICABLE}: {hop.empty_reason or 'nothing selected'}",
+            probes=0,
+            evidence=(),
+        )
     evidence: list[Evidence] = []
     probes = 0
     for spec_id in hop.spec_ids:
@@ -392,6 +417,8 @@ def judge_hop(
         evidence = [waiving.waive(rule_id, number, hop.label, e) for e in evidence]
     verdict = combine(e.verdict for e in evidence)
     reason = _hop_reason(hop, verdict, evidence)
+    if hop.shortfall is not None and verdict in (Verdict.PASS, Verdict.WAIVED):
+        verdict, reason = Verdict.INCONCLUSIVE, hop.shortfall
     witnesses: tuple[Sighting, ...] = ()
     if hop.action is Action.DENY:
         hop_specs = [specs[i] for i in hop.spec_ids]
@@ -441,14 +468,23 @@ def judge_rule(
         judge_hop(h, specs, observations, plan, seen, (rule.rule_id, n), waiving)
         for n, h in enumerate(rule.hops, start=1)
     )
-    verdict = combine(h.verdict for h in hops)
+    # A hop that does not apply to this site (its selection is empty and the rule needs none)
+    # has nothing to hold: it neither passes nor fails the rule.
+    counted = [v for p, v in zip(rule.hops, hops, strict=True) if p.applicable or p.spec_ids]
+    verdict = combine(h.verdict for h in counted)
     if not hops:
         reason = "the rule has nothing to observe"
+    elif not counted:
+        reason = "the rule has nothing to observe: " + "; ".join(h.reason for h in hops)
     else:
-        worst = [h for h in hops if h.verdict is verdict]
+        worst = [h for h in counted if h.verdict is verdict]
         reason = worst[0].reason if verdict is not Verdict.PASS else "every hop as documented"
     if verdict is Verdict.FAIL and rule.advisory:
-        verdict = Verdict.WARN
+        hard = [e for h in hops for e in h.evidence if _contradiction(e)]
+        if hard:
+            reason = f"{hard[0].note} (a contradiction: advisory does not soften it)"
+        else:
+            verdict = Verdict.WARN
     return RuleVerdict(
         rule_id=rule.rule_id,
         title=rule.title,
@@ -460,6 +496,10 @@ def judge_rule(
         reason=reason,
         hops=hops,
     )
+
+
+def _contradiction(evidence: Evidence) -> bool:
+    return evidence.verdict is Verdict.FAIL and evidence.state == INCONSISTENT
 
 
 def judge_plan(

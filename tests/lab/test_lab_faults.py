@@ -23,6 +23,11 @@ from labkit import (
     state,
 )
 
+from reachproof.checks.cluster_env import (
+    TrainingFindings,
+    cluster_env_problems,
+    training_env_findings,
+)
 from reachproof.inventory.load import load_inventory
 from reachproof.lab.build import LabHandle
 from reachproof.lab.faults import FAULTS
@@ -133,6 +138,19 @@ def _cluster_env_wrong(h: LabHandle) -> None:
     assert wrong.environment()["BACKENDAI_CLUSTER_HOSTS"] == "main1,sub1"
 
 
+def _training_env_inconsistent(h: LabHandle) -> None:
+    inventory = load_inventory(h.inventory_path)
+    wrong = inventory.vantage("s1-sub1")
+    right = inventory.vantage("s1-main1")
+    assert wrong is not None and right is not None
+    findings = training_env_findings(wrong.environment())
+    assert findings.contradictions == (
+        "TF_CONFIG task.index=0 but BACKENDAI_CLUSTER_LOCAL_RANK=1",
+    ), findings
+    assert training_env_findings(right.environment()) == TrainingFindings()
+    assert cluster_env_problems(wrong.environment()) == []
+
+
 def _ipv6_open(h: LabHandle) -> None:
     t = h.topology
     agent = t.agents[0].node.addr
@@ -201,6 +219,7 @@ CHECKS: dict[str, Check] = {
     "cross-session": _cross_session,
     "appproxy-broken": _appproxy_broken,
     "cluster-env-wrong": _cluster_env_wrong,
+    "training-env-inconsistent": _training_env_inconsistent,
     "ipv6-open": _ipv6_open,
     "ssh-mesh-broken": _ssh_mesh_broken,
     "vxlan-exposed": _vxlan_exposed,

@@ -2,14 +2,16 @@
 
 `cluster_env_problems` checks the BACKENDAI_CLUSTER_* variables for presence and internal
 consistency and, when the inventory's view of the container is given, agreement with it.
-`training_env_problems` checks the derived MASTER_ADDR / MASTER_PORT / TF_CONFIG variables.
-Each returns human-readable problems; an empty list means the contract holds.
+`training_env_findings` checks the derived MASTER_ADDR / MASTER_PORT / TF_CONFIG variables and
+tells contradictions (wrong whatever the release) from absences. Each returns human-readable
+findings; none means the contract holds.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 CLUSTER_VARS = (
     "BACKENDAI_CLUSTER_SIZE",
@@ -119,17 +121,35 @@ def cluster_env_problems(
     return problems
 
 
-def training_env_problems(env: Mapping[str, str]) -> list[str]:
+@dataclass(frozen=True)
+class TrainingFindings:
+    """What `training_env_findings` found, in two kinds that a verdict treats differently.
+
+    `contradictions`: variables that contradict each other (TF_CONFIG's base port and
+    MASTER_PORT, its task index and BACKENDAI_CLUSTER_LOCAL_RANK, …): wrong whatever release
+    the site runs, so they FAIL even where the policy marks the rule advisory.
+    `problems`: the derived variables are absent or differ from the derivation's defaults,
+    which a release without them (or a user's own value, which wins) explains: advisory.
+    """
+
+    contradictions: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+def training_env_findings(env: Mapping[str, str]) -> TrainingFindings:
     """The derived distributed-training variables (only for sessions of more than one container).
 
-    A value the user or image set first wins, so a present MASTER_PORT that differs from the
-    derivation is still reported: the checker cannot tell a user override from a wrong value,
-    and the site decides (the policy marks this rule advisory).
+    A value the user or image set first wins, so a MASTER_PORT other than the default is only
+    a problem (the checker cannot tell a user override from a wrong value); two variables
+    that cannot both be right are a contradiction.
     """
     problems: list[str] = []
+    contradictions: list[str] = []
     hosts_text = env.get("BACKENDAI_CLUSTER_HOSTS")
     if hosts_text is None:
-        return ["BACKENDAI_CLUSTER_HOSTS is not set: cannot derive the training variables"]
+        return TrainingFindings(
+            problems=("BACKENDAI_CLUSTER_HOSTS is not set: cannot derive the training variables",)
+        )
     hosts = hosts_text.split(",")
     for name in LAUNCHER_VARS:
         if name in env:
@@ -138,43 +158,81 @@ def training_env_problems(env: Mapping[str, str]) -> list[str]:
         problems.extend(
             f"{name} is set in a single-container session" for name in DERIVED_VARS if name in env
         )
-        return problems
+        return TrainingFindings(problems=tuple(problems))
     problems.extend(f"{name} is not set" for name in DERIVED_VARS if name not in env)
     if env.get("MASTER_ADDR") not in (None, hosts[0]):
-        problems.append(f"MASTER_ADDR={env['MASTER_ADDR']} is not the first host {hosts[0]}")
-    base_text = env.get("BACKENDAI_DIST_MASTER_PORT", str(DEFAULT_MASTER_PORT))
-    try:
-        base = int(base_text)
-    except ValueError:
-        problems.append(f"BACKENDAI_DIST_MASTER_PORT={base_text!r} is not an integer")
-        return problems
-    if env.get("MASTER_PORT") not in (None, str(base)):
-        problems.append(f"MASTER_PORT={env['MASTER_PORT']} but the base port is {base}")
+        contradictions.append(
+            f"MASTER_ADDR={env['MASTER_ADDR']} is not the first host {hosts[0]} of "
+            f"BACKENDAI_CLUSTER_HOSTS"
+        )
+    declared = env.get("BACKENDAI_DIST_MASTER_PORT")
+    base = DEFAULT_MASTER_PORT
+    if declared is not None:
+        try:
+            base = int(declared)
+        except ValueError:
+            contradictions.append(f"BACKENDAI_DIST_MASTER_PORT={declared!r} is not an integer")
+            return TrainingFindings(tuple(contradictions), tuple(problems))
+    master_port = env.get("MASTER_PORT")
+    if master_port is not None and master_port != str(base):
+        if declared is not None:
+            contradictions.append(
+                f"MASTER_PORT={master_port} but BACKENDAI_DIST_MASTER_PORT={declared}"
+            )
+        else:
+            problems.append(f"MASTER_PORT={master_port} but the base port is {base}")
     if "TF_CONFIG" in env:
-        problems.extend(_tf_config_problems(env["TF_CONFIG"], hosts, base, env))
-    return problems
+        _tf_config(env["TF_CONFIG"], hosts, base, env, contradictions, problems)
+    return TrainingFindings(tuple(contradictions), tuple(problems))
 
 
-def _tf_config_problems(
-    text: str, hosts: list[str], base: int, env: Mapping[str, str]
-) -> list[str]:
+def _tf_config(
+    text: str,
+    hosts: list[str],
+    base: int,
+    env: Mapping[str, str],
+    contradictions: list[str],
+    problems: list[str],
+) -> None:
     try:
         config = json.loads(text)
         workers = config["cluster"]["worker"]
         task = config["task"]
+        if not isinstance(workers, list):
+            raise TypeError(workers)
+        pairs = [str(w).rpartition(":") for w in workers]
+        names = [name for name, _, _ in pairs]
+        ports = [int(port) for _, _, port in pairs]
     except (ValueError, KeyError, TypeError):
-        return [
-            f"TF_CONFIG is not JSON of the form {{cluster: {{worker: […]}}, task: …}}: {text!r}"
-        ]
-    problems: list[str] = []
-    want = [f"{h}:{base + i}" for i, h in enumerate(hosts)]
-    if workers != want:
-        problems.append(f"TF_CONFIG cluster.worker is {workers}, expected {want}")
+        contradictions.append(
+            f"TF_CONFIG is not JSON of the form {{cluster: {{worker: [host:port, …]}}, "
+            f"task: …}}: {text!r}"
+        )
+        return
+    if names != hosts:
+        contradictions.append(
+            f"TF_CONFIG cluster.worker names {names}, not BACKENDAI_CLUSTER_HOSTS {hosts}"
+        )
+    if ports and ports != [ports[0] + i for i in range(len(ports))]:
+        contradictions.append(
+            f"TF_CONFIG cluster.worker ports {ports} do not follow their base port {ports[0]} "
+            "one per host"
+        )
+    if ports:
+        master_port = env.get("MASTER_PORT")
+        declared = env.get("BACKENDAI_DIST_MASTER_PORT")
+        if master_port is not None and master_port != str(ports[0]):
+            contradictions.append(f"TF_CONFIG base port {ports[0]} but MASTER_PORT={master_port}")
+        elif declared is not None and declared != str(ports[0]):
+            contradictions.append(
+                f"TF_CONFIG base port {ports[0]} but BACKENDAI_DIST_MASTER_PORT={declared}"
+            )
+        elif master_port is None and declared is None and ports[0] != base:
+            problems.append(f"TF_CONFIG base port {ports[0]} but the default base port is {base}")
     if not isinstance(task, dict) or task.get("type") != "worker":
-        problems.append(f"TF_CONFIG task.type is not 'worker': {task!r}")
+        contradictions.append(f"TF_CONFIG task.type is not 'worker': {task!r}")
     elif str(task.get("index")) != env.get("BACKENDAI_CLUSTER_LOCAL_RANK"):
-        problems.append(
+        contradictions.append(
             f"TF_CONFIG task.index={task.get('index')} but "
             f"BACKENDAI_CLUSTER_LOCAL_RANK={env.get('BACKENDAI_CLUSTER_LOCAL_RANK')}"
         )
-    return problems

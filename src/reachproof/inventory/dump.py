@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from reachproof.inventory.model import (
+    DEFAULT_SPEAKS,
     NO_FAMILIES,
     App,
     Families,
@@ -196,4 +197,6 @@ def _app(app: App, inventory: Inventory) -> dict[str, Any]:
         out["identity"] = app.identity
     if app.path != "/":
         out["path"] = app.path
+    if app.speaks != DEFAULT_SPEAKS:
+        out["speaks"] = _Flow(app.speaks)
     return out

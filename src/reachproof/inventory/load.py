@@ -21,7 +21,9 @@ from reachproof.errors import Diagnostic, InventoryError, Pos, read_text
 from reachproof.inventory.dump import dump_inventory
 from reachproof.inventory.families import read_families
 from reachproof.inventory.model import (
+    APP_PROTOCOLS,
     CONTAINER_ROLE,
+    DEFAULT_SPEAKS,
     NO_FAMILIES,
     App,
     ContainerInfo,
@@ -67,7 +69,7 @@ _CONTAINER_KEYS = (
     "families",
 )
 _APP_REQUIRED = ("session", "name", "proxy", "port", "container", "container_port")
-_APP_KEYS = ("address", "published_port", "identity", "path")
+_APP_KEYS = ("address", "published_port", "identity", "path", "speaks")
 
 _T = TypeVar("_T")
 _Read = Callable[[str, ScalarNode, Node], _T | None]
@@ -633,6 +635,9 @@ class _Loader(NodeReader):
             path = self.string(fields["path"], f"{what}: path") or "/"
             if not path.startswith("/"):
                 self.error(fields["path"], f"{what}: path must start with '/', got {path!r}")
+        speaks = DEFAULT_SPEAKS
+        if "speaks" in fields:
+            speaks = self.speaks(fields["speaks"], what)
         if (
             len(self.diagnostics) > before
             or name is None
@@ -664,8 +669,30 @@ class _Loader(NodeReader):
             published_port=published_port,
             identity=identity,
             path=path,
+            speaks=speaks,
             pos=pos_of(node),
         )
+
+    def speaks(self, node: Node, what: str) -> tuple[str, ...]:
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.error(
+                node,
+                f"{what}: speaks: expected a non-empty list of protocols "
+                f"({', '.join(APP_PROTOCOLS)}), got {describe(node)}",
+            )
+            return DEFAULT_SPEAKS
+        out: list[str] = []
+        for item in node.value:
+            text = self.string(item, f"{what}: speaks")
+            if text is not None and text not in APP_PROTOCOLS:
+                self.error(
+                    item,
+                    f"{what}: speaks: unknown protocol {text!r} "
+                    f"(known: {', '.join(APP_PROTOCOLS)})",
+                )
+            elif text is not None:
+                out.append(text)
+        return tuple(dict.fromkeys(out)) or DEFAULT_SPEAKS
 
     def app_container(
         self, fields: dict[str, Node], what: str, session_id: str | None

@@ -19,6 +19,9 @@ IPAddress = IPv4Address | IPv6Address
 
 # The role every session container has for the policy; `cluster_role` is main/sub.
 CONTAINER_ROLE = "container"
+# What an app may speak (`speaks` in the inventory); `app * speaking P` selects by it.
+APP_PROTOCOLS = ("http", "websocket")
+DEFAULT_SPEAKS: tuple[str, ...] = ("http",)
 
 
 class Transport(StrEnum):
@@ -170,7 +173,9 @@ class App:
 
     A user opens `address:port` (on the `proxy` host); the proxy must reach `container`'s
     `container_port` (through the agent's published host port `published_port`, when known) and
-    the app answers with `identity`, which proves which container answered.
+    the app answers with `identity`, which proves which container answered. `speaks` is what
+    the app's protocol is (http; websocket for a terminal such as ttyd), as the inventory
+    declares it: an expectation may select apps by it.
     """
 
     session: str
@@ -183,6 +188,7 @@ class App:
     published_port: int | None = None
     identity: str | None = None
     path: str = "/"
+    speaks: tuple[str, ...] = DEFAULT_SPEAKS
     pos: Pos = field(default=NOWHERE, compare=False)
 
 

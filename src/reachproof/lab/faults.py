@@ -92,6 +92,13 @@ FAULTS: tuple[Fault, ...] = (
         "the inventory records a wrong BACKENDAI_CLUSTER_REPLICAS for one sub container",
     ),
     Fault(
+        "training-env-inconsistent",
+        "one container's TF_CONFIG task index contradicts its BACKENDAI_CLUSTER_LOCAL_RANK",
+        ("R15",),
+        "the inventory records a TF_CONFIG task index of 0 for one sub container (R15 is "
+        "advisory, but a contradiction FAILs whatever the release)",
+    ),
+    Fault(
         "ipv6-open",
         "the perimeter filters IPv4 only",
         ("R3", "R5", "R7"),

@@ -71,6 +71,18 @@ def wrong_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def contradicting_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """TF_CONFIG names task index 0 (main1's) in a sub container: only R15 breaks."""
+    out = []
+    for key, value in env:
+        if key == "TF_CONFIG":
+            config = json.loads(value)
+            config["task"]["index"] = 0
+            value = json.dumps(config)
+        out.append((key, value))
+    return tuple(out)
+
+
 def _vantage_name(topo: Topology, netns: str) -> str:
     return netns.removeprefix(f"{topo.prefix}-")
 
@@ -113,12 +125,15 @@ def lab_inventory(
         hosts.append(_node_host(topo, agent.node, services))
 
     wrong = targets.env_wrong if topo.has_fault("cluster-env-wrong") else None
+    contradicting = targets.env_wrong if topo.has_fault("training-env-inconsistent") else None
     sessions: list[Session] = []
     for session in topo.sessions:
         for c in session.containers:
             env = cluster_env(session.containers, c)
             if c == wrong:
                 env = wrong_env(env)
+            if c == contradicting:
+                env = contradicting_env(env)
             if exec_command is not None:
                 vantages.append(Vantage(c.vantage, Transport.EXEC, command=exec_command(c)))
             else:
@@ -160,6 +175,7 @@ def lab_inventory(
             container_port=app.container_port,
             published_port=app.published_port,
             identity=app.identity,
+            speaks=app.speaks,
         )
         for app in topo.apps
     )

@@ -63,6 +63,7 @@ _NEEDS = {
     "cross-session": ("cross_session_agent", "two sessions with containers on one agent"),
     "appproxy-broken": ("appproxy_broken", "at least one session (apps run in main1)"),
     "cluster-env-wrong": ("env_wrong", "a session with 2 or more containers"),
+    "training-env-inconsistent": ("env_wrong", "a session with 2 or more containers"),
     "ssh-mesh-broken": ("ssh_broken", "a session with 2 or more containers"),
     "app-outside-main": ("app_outside_main", "a session with 2 or more containers"),
     "agent-down": ("agent_down", "2 or more agents (the first one must stay up)"),

@@ -289,6 +289,11 @@ class App:
     def identity(self) -> str:
         return f"session={self.session} host={self.container.hostname}"
 
+    @property
+    def speaks(self) -> tuple[str, ...]:
+        """The lab's ttyd answers HTTP and the WebSocket upgrade; its jupyter, HTTP only."""
+        return ("http", "websocket") if self.name == "ttyd" else ("http",)
+
 
 @dataclass(frozen=True)
 class Topology:

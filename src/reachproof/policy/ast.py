@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from reachproof.errors import NOWHERE, Pos
-from reachproof.inventory.model import SessionMode
+from reachproof.inventory.model import APP_PROTOCOLS, SessionMode
 from reachproof.ports import Protocol
 
-__all__ = ["NOWHERE", "Pos", "SessionMode"]  # re-exported for AST users
+__all__ = ["APP_PROTOCOLS", "NOWHERE", "Pos", "SessionMode"]  # re-exported for AST users
 
 
 class Action(StrEnum):
@@ -36,8 +36,9 @@ class ExpectKind(StrEnum):
     TLS = "tls"  # handshake, version >= 1.2, certificate valid for the inventory's name
 
 
-# The in-container checks a `check NAME` statement may name.
-CHECKS = ("cluster-env", "training-env", "hostnames")
+# The in-container checks a `check NAME` statement may name; `listeners` takes `in ENDPOINT:PORTS`.
+CHECKS = ("cluster-env", "training-env", "hostnames", "listeners")
+LISTENERS = "listeners"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,17 @@ class ZoneDef:
 
 
 @dataclass(frozen=True)
+class EgressDef:
+    """`zone NAME egress ZONE|ROLE, …`: hosts of the zone reach whatever hosts of the listed
+    zones or roles reach (their traffic leaves as theirs, e.g. through the agent's masquerade
+    to the Internet). `policy lint` warns when a deny contradicts it."""
+
+    zone: Name
+    to: tuple[Name, ...]
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One hop of a chain: a role or zone, optionally narrowed (`container[main]`), with ports.
 
@@ -137,27 +149,44 @@ class FlowStmt:
 
 @dataclass(frozen=True)
 class CheckStmt:
-    """`check NAME [within session [MODE]]`: an in-container check in every matching container."""
+    """`check NAME [in ENDPOINT:PORTS] [within session [MODE]]`: an in-container check in every
+    matching container. `target` narrows the containers (and, for `listeners`, names the ports
+    that must have no listener there)."""
 
     name: Name
     scope: Scope | None = None
+    target: Endpoint | None = None
     pos: Pos = field(default=NOWHERE, compare=False)
 
 
 @dataclass(frozen=True)
 class ExpectStmt:
-    """`expect http|websocket|tls from ROLE via ROLE app "NAME"|* [path "/p"] [status N]`,
-    or `expect tls from ROLE to ROLE:ports` (exactly one of `via` and `target` is set)."""
+    """`expect http|websocket|tls from ROLE via ROLE app "NAME"|*|* speaking P [path "/p"]
+    [status N] [at least N]`, or `expect tls from ROLE to ROLE:ports` (exactly one of `via`
+    and `target` is set).
+
+    `app "NAME"` and `app *` need at least one app (none is INCONCLUSIVE); `app * speaking P`
+    selects the apps the inventory says speak P and needs `at_least` of them (default 0: a
+    site that runs none has nothing to hold)."""
 
     kind: ExpectKind
     source: Endpoint
     via: Endpoint | None
-    app: str | None = None  # None: every app of the inventory
+    app: str | None = None  # None: every app of the inventory (that speaks `speaking`)
     target: Endpoint | None = None  # `to ROLE:ports`: the ports themselves, no app
     path: str = "/"
     status: int | None = None
+    speaking: Name | None = None
+    at_least: int | None = None
     pos: Pos = field(default=NOWHERE, compare=False)
     status_pos: Pos = field(default=NOWHERE, compare=False)  # of N, for a status out of range
+    at_least_pos: Pos = field(default=NOWHERE, compare=False)
+
+    def required(self) -> int:
+        """How many selected apps the expectation needs before it can hold."""
+        if self.at_least is not None:
+            return self.at_least
+        return 0 if self.speaking is not None else 1
 
 
 Statement = FlowStmt | CheckStmt | ExpectStmt
@@ -187,6 +216,10 @@ class Policy:
     zones: tuple[ZoneDef, ...] = ()
     services: tuple[ServiceDef, ...] = ()
     rules: tuple[Rule, ...] = ()
+    egress: tuple[EgressDef, ...] = ()
+    # `strict advisory`: advisory rules are judged like the others (a FAIL stays FAIL), for a
+    # site whose release ships what the advisory rules check.
+    strict_advisory: bool = False
     path: str = field(default="<policy>", compare=False)
     text: str = field(default="", compare=False, repr=False)
     pos: Pos = field(default=NOWHERE, compare=False)  # of the name string

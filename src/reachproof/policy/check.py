@@ -13,7 +13,9 @@ from difflib import get_close_matches
 from reachproof.errors import NOWHERE, Diagnostic, Pos
 from reachproof.inventory.model import CONTAINER_ROLE
 from reachproof.policy.ast import (
+    APP_PROTOCOLS,
     CHECKS,
+    LISTENERS,
     Action,
     CheckStmt,
     Endpoint,
@@ -122,6 +124,26 @@ class _Checker:
                     _at(service.sample_pos, service.pos),
                     f"sample must be at least 1, got {service.sample}",
                 )
+        yield from self._egress()
+
+    def _egress(self) -> Iterator[Diagnostic]:
+        seen: dict[str, Pos] = {}
+        for egress in self.policy.egress:
+            yield from self._duplicate("egress of zone", egress.zone, seen)
+            if egress.zone.text not in self.zones:
+                yield self._error(
+                    egress.zone.pos,
+                    f"'egress' is declared for a zone: '{egress.zone.text}' is not one "
+                    f"({_hint(egress.zone.text, self.zones)}zones: {_listing(self.zones)})",
+                )
+            for to in egress.to:
+                if to.text not in self.roles and to.text not in self.zones:
+                    yield self._error(
+                        to.pos,
+                        f"zone '{egress.zone.text}' egresses as unknown role or zone "
+                        f"'{to.text}' ({_hint(to.text, [*self.roles, *self.zones])}declared "
+                        f"roles: {_listing(self.roles)}; zones: {_listing(self.zones)})",
+                    )
 
     def _port_item(self, item: PortItem) -> Iterator[Diagnostic]:
         for port in dict.fromkeys((item.first, item.last)):
@@ -260,6 +282,27 @@ class _Checker:
                 f"unknown check '{stmt.name.text}' ({_hint(stmt.name.text, CHECKS)}"
                 f"known checks: {', '.join(CHECKS)})",
             )
+        target = stmt.target
+        if stmt.name.text == LISTENERS and target is None:
+            yield self._error(
+                stmt.name.pos,
+                "'check listeners' needs the containers and the ports that must have no "
+                "listener there: check listeners in container[sub]:SERVICE",
+            )
+        if target is not None:
+            if stmt.name.text != LISTENERS:
+                yield self._error(
+                    target.name.pos,
+                    f"'in ENDPOINT:PORTS' belongs to 'check {LISTENERS}', not "
+                    f"'check {stmt.name.text}'",
+                )
+            yield from self._target(target)
+            if not self._is_container(target):
+                yield self._error(
+                    target.name.pos,
+                    f"a check runs in session containers, but '{target.name.text}' is not the "
+                    f"role '{CONTAINER_ROLE}' (or a zone of containers only)",
+                )
         if stmt.scope is not None and stmt.scope.kind is not ScopeKind.WITHIN_SESSION:
             yield self._error(
                 _at(stmt.scope.pos, stmt.pos),
@@ -289,6 +332,17 @@ class _Checker:
                     endpoint.name.pos,
                     f"'{endpoint.name.text}' takes no ports in an expect statement",
                 )
+        if stmt.speaking is not None and stmt.speaking.text not in APP_PROTOCOLS:
+            yield self._error(
+                stmt.speaking.pos,
+                f"unknown app protocol '{stmt.speaking.text}' "
+                f"({_hint(stmt.speaking.text, APP_PROTOCOLS)}known: {', '.join(APP_PROTOCOLS)})",
+            )
+        if stmt.at_least is not None and stmt.app is not None:
+            yield self._error(
+                _at(stmt.at_least_pos, stmt.pos),
+                f"'at least' counts the apps a selection finds; app {stmt.app!r} names one",
+            )
         if stmt.status is not None and not MIN_STATUS <= stmt.status <= MAX_STATUS:
             yield self._error(
                 _at(stmt.status_pos, stmt.pos),

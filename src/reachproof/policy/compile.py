@@ -200,9 +200,22 @@ class _Compiler:
 
     def check(self, rule: Rule, index: int, stmt: CheckStmt) -> HopPlan:
         ids: list[str] = []
-        for host in self.inventory.hosts_with_role(CONTAINER_ROLE):
+        hosts = self.inventory.hosts_with_role(CONTAINER_ROLE)
+        if stmt.target is not None:
+            hosts = tuple(h for h in self.resolve(stmt.target) if h.role == CONTAINER_ROLE)
+        for host in hosts:
             if not _mode_matches(host, stmt.scope, self.modes):
                 continue
+            watched = PortSet()
+            if stmt.target is not None:
+                watched = next(
+                    (
+                        p.ports
+                        for p in self.target_ports(stmt.target, host, ())
+                        if p.protocol is Protocol.TCP
+                    ),
+                    PortSet(),
+                )
             spec = ProbeSpec(
                 id=f"{rule.id.text}/{index}/check/{stmt.name.text}/{host.name}",
                 rule_id=rule.id.text,
@@ -216,14 +229,19 @@ class _Compiler:
                 kind=ProbeKind.CHECK,
                 ports=PortSet(),
                 expect=Expectation(Action.ALLOW),
-                params=(("check", stmt.name.text), *self._expected_cluster(host)),
+                params=(
+                    ("check", stmt.name.text),
+                    *((("ports", str(watched)),) if stmt.target is not None else ()),
+                    *self._expected_cluster(host),
+                ),
             )
             self.specs.append(spec)
             ids.append(spec.id)
+        where = "every container" if stmt.target is None else _endpoint_label(stmt.target)
         return HopPlan(
             statement=index,
             hop=0,
-            label=f"check {stmt.name.text} in every container"
+            label=f"check {stmt.name.text} in {where}"
             + (f" ({stmt.scope.kind} {stmt.scope.mode or ''})".rstrip() if stmt.scope else ""),
             action=Action.ALLOW,
             spec_ids=tuple(ids),
@@ -234,10 +252,13 @@ class _Compiler:
         if stmt.via is None:
             return self.expect_tls(rule, index, stmt)
         proxies = {h.name for h in self.resolve(stmt.via)}
+        speaking = stmt.speaking.text if stmt.speaking is not None else None
         apps = [
             app
             for app in self.inventory.apps
-            if app.proxy in proxies and (stmt.app is None or app.name == stmt.app)
+            if app.proxy in proxies
+            and (stmt.app is None or app.name == stmt.app)
+            and (speaking is None or speaking in app.speaks)
         ]
         kind = _EXPECT_KINDS[stmt.kind]
         ids: list[str] = []
@@ -277,12 +298,22 @@ class _Compiler:
                 ids.append(spec.id)
         app_label = "every app" if stmt.app is None else f"app {stmt.app!r}"
         choices = {app.proxy: self.app_choice(app) for app in apps}
+        if speaking is not None:
+            app_label = f"every app speaking {speaking}"
+        published = f"through {stmt.via.name.text!r}"
         reason = None
         if not ids:
             reason = (
                 f"no host has role or zone {stmt.source.name.text!r}"
                 if not sources
-                else f"the inventory publishes no {app_label} through {stmt.via.name.text!r}"
+                else f"the inventory publishes no {app_label.removeprefix('every ')} {published}"
+            )
+        needed = stmt.required()
+        shortfall = None
+        if sources and 0 < len(apps) < needed:
+            shortfall = (
+                f"the inventory publishes {len(apps)} {app_label.removeprefix('every ')} "
+                f"{published}, the rule needs at least {needed}"
             )
         return HopPlan(
             statement=index,
@@ -293,6 +324,10 @@ class _Compiler:
             spec_ids=tuple(ids),
             empty_reason=reason,
             families=summarize(choices.values()),
+            # A selection the site leaves empty has nothing to hold unless the rule needs some;
+            # a source that does not exist is never "not applicable".
+            applicable=needed > 0 or not sources or not proxies,
+            shortfall=shortfall,
         )
 
     def expect_tls(self, rule: Rule, index: int, stmt: ExpectStmt) -> HopPlan:

@@ -22,6 +22,7 @@ from reachproof.policy import check
 from reachproof.policy.ast import (
     Action,
     CheckStmt,
+    EgressDef,
     Endpoint,
     ExpectKind,
     ExpectStmt,
@@ -149,6 +150,8 @@ class _Builder:
         zones: list[ZoneDef] = []
         services: list[ServiceDef] = []
         rules: list[Rule] = []
+        strict: dict[str, Pos] = {}
+        egress: list[EgressDef] = []
         for node in rest:
             if node.data == "source_decl":
                 sources.append(_string(_tokens(node)[0]))
@@ -161,6 +164,13 @@ class _Builder:
                 )
             elif node.data == "service_decl":
                 services.append(self._service(node))
+            elif node.data == "egress_decl":
+                zone_name, *to = _tokens(node)
+                egress.append(
+                    EgressDef(_name(zone_name), tuple(_name(t) for t in to), _tree_pos(node))
+                )
+            elif node.data == "strict_decl":
+                self._once(strict, "strict", _tree_pos(node), "'strict advisory'")
             else:
                 rules.append(self._rule(node))
         return Policy(
@@ -170,6 +180,8 @@ class _Builder:
             zones=tuple(zones),
             services=tuple(services),
             rules=tuple(rules),
+            strict_advisory=bool(strict),
+            egress=tuple(egress),
             path=self.path,
             text=text,
             pos=_pos(name_tok),
@@ -254,9 +266,14 @@ class _Builder:
         )
 
     def _check(self, tree: Tree[Token]) -> CheckStmt:
-        scopes = _subtrees(tree)
-        scope = _scope(scopes[0]) if scopes else None
-        return CheckStmt(_name(_tokens(tree)[0]), scope, _tree_pos(tree))
+        target: Endpoint | None = None
+        scope: Scope | None = None
+        for node in _subtrees(tree):
+            if node.data == "target_endpoint":
+                target = _endpoint(node)
+            else:
+                scope = _scope(node)
+        return CheckStmt(_name(_tokens(tree)[0]), scope, target, _tree_pos(tree))
 
     def _expect(self, tree: Tree[Token]) -> ExpectStmt:
         kind_tok, *app_toks = _tokens(tree)
@@ -274,11 +291,20 @@ class _Builder:
         path = "/"
         status: int | None = None
         status_pos = NOWHERE
+        speaking: Name | None = None
+        at_least: int | None = None
+        at_least_pos = NOWHERE
         seen: dict[str, Pos] = {}
         for node in options:
             pos = _tree_pos(node)
             if node.data == "any_app":
                 app = None
+            elif node.data == "speaking_app":
+                app, speaking = None, _name(_tokens(node)[-1])
+            elif node.data == "at_least":
+                if self._once(seen, "at least", pos, "'at least'"):
+                    count = _tokens(node)[-1]
+                    at_least, at_least_pos = _number(str(count)), _pos(count)
             elif node.data == "path":
                 if self._once(seen, "path", pos, "'path'"):
                     path = _string(_tokens(node)[0])
@@ -292,8 +318,11 @@ class _Builder:
             app=app,
             path=path,
             status=status,
+            speaking=speaking,
+            at_least=at_least,
             pos=_tree_pos(tree),
             status_pos=status_pos,
+            at_least_pos=at_least_pos,
         )
 
 

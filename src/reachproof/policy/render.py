@@ -31,6 +31,8 @@ def render_policy(policy: Policy) -> str:
     blocks: list[list[str]] = [
         [f"policy {_quote(policy.name)}", *(f"source {_quote(s)}" for s in policy.sources)]
     ]
+    if policy.strict_advisory:
+        blocks.append(["strict advisory"])
     if policy.roles:
         blocks.append(["role " + ", ".join(r.text for r in policy.roles)])
     if policy.zones:
@@ -40,6 +42,10 @@ def render_policy(policy: Policy) -> str:
                 f"zone {z.name.text:<{width}} = " + ", ".join(r.text for r in z.roles)
                 for z in policy.zones
             ]
+        )
+    if policy.egress:
+        blocks.append(
+            [f"zone {e.zone.text} egress " + ", ".join(t.text for t in e.to) for e in policy.egress]
         )
     if policy.services:
         width = max(len(s.name.text) for s in policy.services)
@@ -90,8 +96,9 @@ def _statement(stmt: Statement) -> str:
     if isinstance(stmt, FlowStmt):
         return _flow(stmt)
     if isinstance(stmt, CheckStmt):
+        target = f" in {_endpoint(stmt.target)}" if stmt.target is not None else ""
         scope = f" {_scope(stmt.scope)}" if stmt.scope is not None else ""
-        return f"check {stmt.name.text}{scope}"
+        return f"check {stmt.name.text}{target}{scope}"
     return _expect(stmt)
 
 
@@ -112,9 +119,13 @@ def _expect(stmt: ExpectStmt) -> str:
     if stmt.via is None:
         return f"{head} to {_endpoint(stmt.target)}" if stmt.target is not None else head
     app = "*" if stmt.app is None else _quote(stmt.app)
+    if stmt.speaking is not None:
+        app += f" speaking {stmt.speaking.text}"
     text = f"{head} via {_endpoint(stmt.via)} app {app}"
     if stmt.path != "/":
         text += f" path {_quote(stmt.path)}"
     if stmt.status is not None:
         text += f" status {stmt.status}"
+    if stmt.at_least is not None:
+        text += f" at least {stmt.at_least}"
     return text

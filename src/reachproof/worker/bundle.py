@@ -19,6 +19,7 @@ from importlib import resources
 SHIPPED_MODULES = (
     "reachproof.checks",
     "reachproof.checks.cluster_env",
+    "reachproof.checks.listeners",
     "reachproof.worker",
     "reachproof.worker.protocol",
     "reachproof.worker.wire",

@@ -10,11 +10,15 @@ import os
 import socket
 from collections.abc import Mapping
 
-from reachproof.checks.cluster_env import cluster_env_problems, training_env_problems
+from reachproof.checks.cluster_env import cluster_env_problems, training_env_findings
+from reachproof.checks.listeners import TABLES, parse_ports, parse_table, stray_listeners
 from reachproof.worker.addresses import held_addresses
 from reachproof.worker.wire import ProbeReport, Request
 
 EXPECT_PREFIX = "expect."
+# A finding that no release explains (variables contradicting each other): the verdict
+# FAILs it even in an advisory rule; "problem" findings an advisory rule reports as WARN.
+CONTRADICTION = "contradiction"
 
 
 def hostname_problems(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -54,9 +58,29 @@ def _packed(address: str) -> bytes | str:
         return address
 
 
+def listener_problems(watched_text: str) -> tuple[list[str], list[str]]:
+    """(problems, tables read): a socket listening on a watched port, off loopback, is one."""
+    listeners = []
+    read: list[str] = []
+    for table, family in TABLES:
+        try:
+            with open(table, encoding="ascii") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            continue  # no IPv6 in this kernel: no tcp6 sockets either
+        except OSError as exc:
+            return [f"cannot read {table}: {exc}"], read
+        read.append(table)
+        listeners += parse_table(text, table, family)
+    if not read:
+        return ["neither /proc/net/tcp nor /proc/net/tcp6 exists here"], read
+    return stray_listeners(listeners, parse_ports(watched_text)), read
+
+
 def run_check(request: Request, report: ProbeReport) -> None:
     name = request.params.get("check", "")
     env = dict(os.environ)
+    contradictions: tuple[str, ...] = ()
     if name == "cluster-env":
         expected = {
             key[len(EXPECT_PREFIX) :]: value
@@ -65,18 +89,27 @@ def run_check(request: Request, report: ProbeReport) -> None:
         }
         problems = cluster_env_problems(env, expected or None)
     elif name == "training-env":
-        problems = training_env_problems(env)
+        findings = training_env_findings(env)
+        problems, contradictions = list(findings.problems), findings.contradictions
     elif name == "hostnames":
         problems, resolved = hostname_problems(env)
         for entry in resolved:
             report.add_detail("resolved", entry)
+    elif name == "listeners":
+        problems, read = listener_problems(request.params.get("ports", ""))
+        for table in read:
+            report.add_detail("read", table)
     elif name == "addresses":
         problems = []
         for address in held_of(request.params.get("addresses", ""), held_addresses()):
             report.add_detail("holds", address)
     else:
-        report.error = f"unknown check {name!r} (cluster-env, training-env, hostnames, addresses)"
+        report.error = (
+            f"unknown check {name!r} (cluster-env, training-env, hostnames, listeners, addresses)"
+        )
         return
     report.add_detail("ran", name)
     for problem in problems:
         report.add_detail("problem", problem)
+    for contradiction in contradictions:
+        report.add_detail(CONTRADICTION, contradiction)

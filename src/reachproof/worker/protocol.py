@@ -68,7 +68,9 @@ KIND_ICMP = "icmp"  # echo request; one "port" placeholder [[0, 0]]
 KIND_HTTP = "http"
 KIND_WEBSOCKET = "websocket"
 KIND_TLS = "tls"  # a verified handshake per port; params server-name, tls-ca (worker/tls.py)
-KIND_CHECK = "check"  # in-container checks: params["check"] in cluster-env, training-env, hostnames
+# In-container checks: params["check"] in cluster-env, training-env, hostnames, listeners,
+# addresses.
+KIND_CHECK = "check"
 # The far end of a two-ended UDP probe: runs until {"op": "sense-stop", "id": …} or `timeout`
 # seconds; its first progress line means "listening"; its result has one detail `seen` =
 # "<token> <port>" per reachproof datagram delivered to this host (see worker/sensor.py).

@@ -31,6 +31,24 @@ def test_lint_accepts_the_shipped_policy() -> None:
     assert "15 rules" in result.stdout
 
 
+def test_lint_warnings_keep_exit_0_with_file_line_and_column(tmp_path: Path) -> None:
+    text = POLICY.read_text(encoding="utf-8")
+    old = "deny container -> appproxy:appproxy-worker-api"
+    assert old in text
+    lines = text.replace(old, "deny container -> appproxy:appproxy-coordinator").splitlines()
+    number = next(i for i, line in enumerate(lines) if "appproxy:appproxy-coordinator" in line)
+    contradicting = tmp_path / "contradicting.policy"
+    contradicting.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run("policy", "lint", contradicting)
+    assert result.returncode == 0, result.stderr
+    column = lines[number].index("appproxy:") + 1
+    assert f"{contradicting}:{number + 1}:{column}: warning: rule R6 denies container" in (
+        result.stderr
+    )
+    assert "1 warning(s)" in result.stdout
+    assert "warning" not in run("policy", "lint", POLICY).stderr
+
+
 def test_lint_names_file_line_and_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.policy"
     lines = POLICY.read_text(encoding="utf-8").splitlines()

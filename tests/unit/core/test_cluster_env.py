@@ -6,7 +6,11 @@ import json
 
 import pytest
 
-from reachproof.checks.cluster_env import cluster_env_problems, training_env_problems
+from reachproof.checks.cluster_env import (
+    TrainingFindings,
+    cluster_env_problems,
+    training_env_findings,
+)
 
 HOSTS = ["main1", "sub1", "sub2", "sub3"]
 
@@ -42,15 +46,17 @@ def test_documented_environment_holds(host: str) -> None:
     env = env_for(host)
     expected = {"hosts": ",".join(HOSTS), "host": host, "local_rank": str(HOSTS.index(host))}
     assert cluster_env_problems(env, expected) == []
-    assert training_env_problems(env) == []
+    assert training_env_findings(env) == TrainingFindings()
 
 
 def test_single_container_session() -> None:
     env = env_for("main1", ["main1"])
     assert cluster_env_problems(env) == []
-    assert training_env_problems(env) == []
+    assert training_env_findings(env) == TrainingFindings()
     env["MASTER_ADDR"] = "main1"
-    assert training_env_problems(env) == ["MASTER_ADDR is set in a single-container session"]
+    assert training_env_findings(env) == TrainingFindings(
+        problems=("MASTER_ADDR is set in a single-container session",)
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,37 +91,100 @@ def test_disagreement_with_inventory() -> None:
     assert problems == ["host is 'sub1' here but the inventory says 'sub2'"]
 
 
+def _tf_config(env: dict[str, str], **edit: object) -> dict[str, str]:
+    config = json.loads(env["TF_CONFIG"])
+    for key, value in edit.items():
+        section, _, field = key.partition("_")
+        config[section][field] = value
+    return env | {"TF_CONFIG": json.dumps(config)}
+
+
+SUB1 = env_for("sub1")
+# (environment of sub1, which kind of finding, a fragment of it). Contradictions are wrong
+# whatever the release (they FAIL an advisory rule); problems are what a release without the
+# derived variables, or a user's own value, explains (advisory: WARN).
+TRAINING_CASES = [
+    ("master-addr", SUB1 | {"MASTER_ADDR": "sub1"}, "contradiction", "not the first host main1"),
+    (
+        "master-port-vs-tf-config",
+        SUB1 | {"MASTER_PORT": "1234"},
+        "contradiction",
+        "TF_CONFIG base port 29500 but MASTER_PORT=1234",
+    ),
+    (
+        "master-port-vs-declared",
+        SUB1 | {"BACKENDAI_DIST_MASTER_PORT": "29500", "MASTER_PORT": "1234"},
+        "contradiction",
+        "MASTER_PORT=1234 but BACKENDAI_DIST_MASTER_PORT=29500",
+    ),
+    (
+        "tf-config-vs-declared",
+        env_for("sub1", base=40000)
+        | {"BACKENDAI_DIST_MASTER_PORT": "41000", "MASTER_PORT": "41000"},
+        "contradiction",
+        "TF_CONFIG base port 40000 but MASTER_PORT=41000",
+    ),
+    ("task-index", _tf_config(SUB1, task_index=0), "contradiction", "task.index=0 but"),
+    ("task-type", _tf_config(SUB1, task_type="chief"), "contradiction", "task.type is not"),
+    (
+        "worker-hosts",
+        _tf_config(SUB1, cluster_worker=["main1:29500", "sub2:29501", "sub1:29502", "sub3:29503"]),
+        "contradiction",
+        "not BACKENDAI_CLUSTER_HOSTS",
+    ),
+    (
+        "worker-ports",
+        _tf_config(SUB1, cluster_worker=["main1:29500", "sub1:29500", "sub2:29502", "sub3:29503"]),
+        "contradiction",
+        "do not follow their base port 29500",
+    ),
+    ("not-json", SUB1 | {"TF_CONFIG": "{not json"}, "contradiction", "TF_CONFIG is not JSON"),
+    (
+        "declared-not-int",
+        SUB1 | {"BACKENDAI_DIST_MASTER_PORT": "x"},
+        "contradiction",
+        "is not an integer",
+    ),
+    ("world-size", SUB1 | {"WORLD_SIZE": "4"}, "problem", "WORLD_SIZE is set"),
+    ("rank", SUB1 | {"RANK": "0"}, "problem", "RANK is set"),
+    (
+        "master-port-default",
+        {k: v for k, v in SUB1.items() if k != "TF_CONFIG"} | {"MASTER_PORT": "1234"},
+        "problem",
+        "MASTER_PORT=1234 but the base port is 29500",
+    ),
+    (
+        "own-base-port",
+        {k: v for k, v in env_for("sub1", base=40000).items() if k != "MASTER_PORT"},
+        "problem",
+        "TF_CONFIG base port 40000 but the default base port is 29500",
+    ),
+    (
+        "absent",
+        {k: v for k, v in SUB1.items() if k != "TF_CONFIG"},
+        "problem",
+        "TF_CONFIG is not set",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("change", "fragment"),
-    [
-        ({"MASTER_ADDR": "sub1"}, "is not the first host main1"),
-        ({"MASTER_PORT": "1234"}, "but the base port is 29500"),
-        ({"WORLD_SIZE": "4"}, "WORLD_SIZE is set"),
-        ({"RANK": "0"}, "RANK is set"),
-        ({"TF_CONFIG": "{not json"}, "TF_CONFIG is not JSON"),
-    ],
+    ("env", "kind", "fragment"),
+    [case[1:] for case in TRAINING_CASES],
+    ids=[case[0] for case in TRAINING_CASES],
 )
-def test_training_variables(change: dict[str, str], fragment: str) -> None:
-    problems = training_env_problems(env_for("sub1") | change)
-    assert any(fragment in p for p in problems), problems
+def test_training_variables(env: dict[str, str], kind: str, fragment: str) -> None:
+    findings = training_env_findings(env)
+    found = findings.contradictions if kind == "contradiction" else findings.problems
+    other = findings.problems if kind == "contradiction" else findings.contradictions
+    assert any(fragment in f for f in found), findings
+    assert not any(fragment in f for f in other), findings
 
 
 def test_tf_config_ports_follow_the_base_port() -> None:
     env = env_for("sub1", base=40000)
-    assert any("but the base port is 29500" in p for p in training_env_problems(env))
+    findings = training_env_findings(env)
+    assert findings.contradictions == ()
+    assert any("but the base port is 29500" in p for p in findings.problems)
     env["BACKENDAI_DIST_MASTER_PORT"] = "40000"
-    assert training_env_problems(env) == []
-
-
-def test_tf_config_task_index_is_local_rank() -> None:
-    env = env_for("sub1")
-    config = json.loads(env["TF_CONFIG"])
-    config["task"]["index"] = 0
-    env["TF_CONFIG"] = json.dumps(config)
-    assert any("task.index=0" in p for p in training_env_problems(env))
-
-
-def test_missing_derived_variables() -> None:
-    env = env_for("sub1")
-    del env["TF_CONFIG"]
-    assert "TF_CONFIG is not set" in training_env_problems(env)
+    assert training_env_findings(env) == TrainingFindings()

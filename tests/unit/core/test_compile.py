@@ -228,3 +228,104 @@ def test_undeclared_inventory_role_is_an_inventory_error(lab: Inventory) -> None
         compile_plan(policy, lab)
     assert "database" in str(caught.value)
     assert "lab-small.yaml:" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("strict_flag", "strict_policy", "advisory"),
+    [(False, False, True), (True, False, False), (False, True, False), (True, True, False)],
+)
+def test_strict_advisory_judges_advisory_rules_like_the_others(
+    tmp_path: Path, strict_flag: bool, strict_policy: bool, advisory: bool
+) -> None:
+    from reachproof.api import prepare
+
+    text = (ROOT / "policies" / "backend-ai.policy").read_text(encoding="utf-8")
+    if strict_policy:
+        text = text.replace("\nrole ", "\nstrict advisory\n\nrole ", 1)
+    policy = tmp_path / "p.policy"
+    policy.write_text(text, encoding="utf-8")
+    prepared = prepare(policy, ROOT / "examples" / "lab-small.yaml", strict_advisory=strict_flag)
+    [r15] = [r for r in prepared.plan.rules if r.rule_id == "R15"]
+    assert r15.advisory is advisory
+
+
+# (case, expect statement, (hop verdict, fragment of its reason), the rule's verdict)
+SPEAKING = [
+    ("named-app", 'app "ttyd"', (Verdict.PASS, "as required"), Verdict.PASS),
+    ("speaking-websocket", "app * speaking websocket", (Verdict.PASS, "as required"), Verdict.PASS),
+    (
+        "named-app-the-site-lacks",
+        'app "vscode"',
+        (Verdict.INCONCLUSIVE, "publishes no app 'vscode'"),
+        Verdict.INCONCLUSIVE,
+    ),
+    (
+        "nothing-speaks-it-and-none-needed",
+        "app * speaking websocket",
+        (Verdict.PASS, "not applicable: the inventory publishes no app speaking websocket"),
+        Verdict.PASS,
+    ),
+    (
+        "nothing-speaks-it-one-needed",
+        "app * speaking websocket at least 1",
+        (Verdict.INCONCLUSIVE, "publishes no app speaking websocket"),
+        Verdict.INCONCLUSIVE,
+    ),
+    (
+        "fewer-than-needed",
+        "app * speaking websocket at least 4",
+        (Verdict.INCONCLUSIVE, "publishes 3 app speaking websocket through 'appproxy', the rule "
+         "needs at least 4"),
+        Verdict.INCONCLUSIVE,
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("selection", "hop", "rule"), [c[1:] for c in SPEAKING], ids=[c[0] for c in SPEAKING]
+)
+def test_an_expectation_selects_apps_by_what_they_speak(
+    lab: Inventory, selection: str, hop: tuple[Verdict, str], rule: Verdict
+) -> None:
+    from reachproof.fake import Fact, FakeNetwork
+    from reachproof.observation import PortState
+
+    inventory = lab
+    if "no app speaking" in hop[1]:  # a site whose sessions publish no websocket app
+        inventory = replace(lab, apps=tuple(replace(a, speaks=("http",)) for a in lab.apps))
+    body = (
+        'rule R "s":\n allow user -> webserver:tcp/443\n'
+        f" expect websocket from user via appproxy {selection}\n"
+    )
+    plan = plan_of(body, inventory)
+    network = FakeNetwork(inventory, [Fact("*", "*", PortState.OPEN)])
+    [verdict] = judge_plan(plan, network.observe(plan))
+    assert (verdict.hops[1].verdict, verdict.verdict) == (hop[0], rule)
+    assert hop[1] in verdict.hops[1].reason, verdict.hops[1].reason
+
+
+def test_a_rule_of_only_inapplicable_hops_is_inconclusive(lab: Inventory) -> None:
+    inventory = replace(lab, apps=tuple(replace(a, speaks=("http",)) for a in lab.apps))
+    plan = plan_of(
+        'rule R "s":\n expect websocket from user via appproxy app * speaking websocket\n',
+        inventory,
+    )
+    [verdict] = judge_plan(plan, [])
+    assert verdict.verdict is Verdict.INCONCLUSIVE
+    assert verdict.reason.startswith("the rule has nothing to observe: not applicable")
+
+
+def test_check_listeners_runs_in_the_selected_containers_with_the_watched_ports(
+    lab: Inventory,
+) -> None:
+    body = 'rule R "l":\n check listeners in container[sub]:tcp/8080, tcp/6006, udp/53\n'
+    plan = plan_of(body, lab)
+    specs = [s for s in plan.specs if s.rule_id == "R"]
+    subs = {h.name for h in lab.hosts if h.container and h.container.cluster_role == "sub"}
+    assert {s.target for s in specs} == {s.vantage and s.source for s in specs} == subs
+    assert {s.param("ports") for s in specs} == {"6006,8080"}
+    assert {s.param("check") for s in specs} == {"listeners"}
+    assert (
+        plan.rules[0].hops[0].label
+        == "check listeners in container[sub]:tcp/8080, tcp/6006, udp/53"
+    )

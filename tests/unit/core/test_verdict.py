@@ -254,6 +254,43 @@ def test_advisory_rule_warns_instead_of_failing() -> None:
     assert rule.verdict is U
 
 
+TRAINING = replace(
+    _spec(Action.ALLOW, "1", kind=ProbeKind.CHECK),
+    id="t",
+    address=None,
+    family=None,
+    params=(("check", "training-env"),),
+)
+
+
+@pytest.mark.parametrize(
+    ("findings", "advisory", "expected", "state"),
+    [
+        ((), True, P, "holds"),
+        ((("problem", "TF_CONFIG is not set"),), True, Verdict.WARN, "violated"),
+        ((("problem", "TF_CONFIG is not set"),), False, F, "violated"),
+        ((("contradiction", "TF_CONFIG task.index=0 but LOCAL_RANK=1"),), True, F, "inconsistent"),
+        (
+            (("problem", "TF_CONFIG is not set"), ("contradiction", "MASTER_ADDR=sub1 is not")),
+            True,
+            F,
+            "inconsistent",
+        ),
+    ],
+)
+def test_advisory_softens_absence_never_a_contradiction(
+    findings: tuple[tuple[str, str], ...], advisory: bool, expected: Verdict, state: str
+) -> None:
+    hop = HopPlan(0, 0, "check training-env", Action.ALLOW, ("t",))
+    rule = RulePlan("R15", "t", Severity.LOW, advisory, 1, (), (hop,))
+    plan = Plan("p", (rule,), (TRAINING,))
+    [verdict] = judge_plan(plan, [Observation("t", detail=(("ran", "training-env"), *findings))])
+    assert verdict.verdict is expected
+    assert verdict.hops[0].evidence[0].state == state
+    if state == "inconsistent":
+        assert "advisory does not soften it" in verdict.reason
+
+
 def test_a_deny_on_a_target_nobody_saw_alive_is_inconclusive() -> None:
     [rule] = judge_plan(_plan([("a",)]), [_obs("a", S.FILTERED)])
     assert rule.verdict is U

@@ -337,6 +337,17 @@ CASES = [
         "inv.yaml:17:98: app 'j': path must start with '/', got 'lab'",
     ),
     (
+        "app-speaks-unknown",
+        edit("container_port: 8080}", "container_port: 8080, speaks: [http, ssh]}"),
+        "inv.yaml:17:107: app 'j': speaks: unknown protocol 'ssh' (known: http, websocket)",
+    ),
+    (
+        "app-speaks-not-a-list",
+        edit("container_port: 8080}", "container_port: 8080, speaks: websocket}"),
+        "inv.yaml:17:100: app 'j': speaks: expected a non-empty list of protocols (http, "
+        "websocket), got 'websocket'",
+    ),
+    (
         "app-twice",
         BASE + "  - {session: s1, name: j, proxy: px, port: 1, container: main1, "
         "container_port: 1}\n",

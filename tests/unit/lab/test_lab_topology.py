@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ ISSUE_FAULTS = {
     "perimeter-open", "agent-rpc-exposed", "container-routed", "published-ports-exposed",
     "management-exposed", "container-to-management", "bridge-filtered", "overlay-blocked",
     "cross-session", "appproxy-broken", "cluster-env-wrong", "ipv6-open", "ssh-mesh-broken",
-    "vxlan-exposed", "app-outside-main", "agent-down", "user-no-route",
+    "vxlan-exposed", "app-outside-main", "agent-down", "user-no-route", "training-env-inconsistent",
 }  # fmt: skip
 POLICY_RULES = {f"R{i}" for i in range(1, 16)}
 
@@ -188,6 +189,16 @@ def test_cluster_env_wrong_changes_one_vantage_only() -> None:
     b = {v.name: v.env for v in lab_inventory(broken, fault_targets(broken)).vantages}
     assert [name for name in a if a[name] != b[name]] == ["s1-sub2"]
     assert dict(b["s1-sub2"])["BACKENDAI_CLUSTER_REPLICAS"] == "main:1,sub:3"
+
+
+def test_training_env_inconsistent_changes_one_tf_config_only() -> None:
+    clean = _topo()
+    broken = _topo(faults=["training-env-inconsistent"])
+    a = {v.name: dict(v.env) for v in lab_inventory(clean, fault_targets(clean)).vantages}
+    b = {v.name: dict(v.env) for v in lab_inventory(broken, fault_targets(broken)).vantages}
+    assert [name for name in a if a[name] != b[name]] == ["s1-sub2"]
+    assert [k for k in a["s1-sub2"] if a["s1-sub2"][k] != b["s1-sub2"][k]] == ["TF_CONFIG"]
+    assert json.loads(b["s1-sub2"]["TF_CONFIG"])["task"]["index"] == 0
 
 
 def test_hosts_file_lists_the_session_on_its_cluster_network() -> None:

@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 from reachproof.errors import PolicyError
 from reachproof.inventory.model import CONTAINER_ROLE
 from reachproof.policy.ast import (
+    APP_PROTOCOLS,
     CHECKS,
+    LISTENERS,
     Action,
     CheckStmt,
+    EgressDef,
     Endpoint,
     ExpectKind,
     ExpectStmt,
@@ -176,19 +179,25 @@ def valid_policies(draw: st.DrawFn) -> Policy:
         if which == "check":
             mode = draw(st.none() | st.sampled_from(SessionMode))
             scope = draw(st.none() | st.just(Scope(ScopeKind.WITHIN_SESSION, mode)))
-            return CheckStmt(Name(draw(st.sampled_from(CHECKS))), scope)
+            name = draw(st.sampled_from(CHECKS))
+            target = endpoint(True, CONTAINER_ROLE) if name == LISTENERS else None
+            return CheckStmt(Name(name), scope, target)
         kind = draw(st.sampled_from(ExpectKind))
         if kind is ExpectKind.TLS:
             if draw(st.booleans()):
                 return ExpectStmt(kind, endpoint(False), None, target=endpoint(True))
             return ExpectStmt(kind, endpoint(False), endpoint(False), draw(st.none() | strings))
+        app = draw(st.none() | strings)
+        speaking = draw(st.none() | st.sampled_from(APP_PROTOCOLS)) if app is None else None
         return ExpectStmt(
             kind=kind,
             source=endpoint(False),
             via=endpoint(False),
-            app=draw(st.none() | strings),
+            app=app,
             path=draw(st.just("/") | strings),
             status=draw(st.none() | st.integers(100, 599)),
+            speaking=Name(speaking) if speaking is not None else None,
+            at_least=draw(st.none() | st.integers(0, 9)) if app is None else None,
         )
 
     rule_ids = draw(st.lists(identifiers, min_size=1, max_size=4, unique=True))
@@ -211,6 +220,14 @@ def valid_policies(draw: st.DrawFn) -> Policy:
         zones=tuple(zones),
         services=tuple(services),
         rules=tuple(rules),
+        egress=tuple(
+            EgressDef(
+                Name(z), tuple(Name(t) for t in draw(st.lists(st.sampled_from(places), min_size=1)))
+            )
+            for z in draw(st.lists(st.sampled_from(zone_names), unique=True))
+            if zone_names
+        ),
+        strict_advisory=draw(st.booleans()),
     )
 
 

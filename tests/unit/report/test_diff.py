@@ -48,7 +48,7 @@ def test_a_fault_is_worse_and_listed_first() -> None:
     assert (diff.rules[0].old, diff.rules[0].new) == (Verdict.PASS, Verdict.FAIL)
     # R4: s2/sub3's own vantage was the only witness of its default address (liveness)
     assert {r.rule_id for r in diff.rules} == {
-        "R3", "R4", "R6", "R10", "R11", "R12", "R14", "R15"
+        "R3", "R4", "R6", "R10", "R11", "R12", "R13", "R14", "R15"
     }  # fmt: skip
     opened = [s for s in diff.states if s.newly_open]
     assert diff.states[: len(opened)] == tuple(opened)
@@ -62,7 +62,7 @@ def test_a_fault_is_worse_and_listed_first() -> None:
 def test_repair_is_not_worse_and_no_change_is_empty() -> None:
     repaired = diff_reports(_doc("faulty"), _doc("clean"))
     assert not repaired.worse and repaired.exit_code == 0
-    assert len(repaired.rules) == 8
+    assert len(repaired.rules) == 9
     same = diff_reports(_doc("faulty"), _doc("faulty"))
     assert same.rules == () and same.states == () and same.unchanged_rules == 15
 

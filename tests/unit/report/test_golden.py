@@ -158,7 +158,7 @@ def test_faults_fail_exactly_their_rules(prepared: Prepared) -> None:
     assert failed == {"R3"}
     # s2/sub3's vantage is down: every other rule that probes from it cannot be decided.
     blind = {s.rule_id for s in prepared.plan.specs if s.vantage == "s2-sub3"} - {"liveness"}
-    assert blind == {"R6", "R10", "R11", "R12", "R14", "R15"}
+    assert blind == {"R6", "R10", "R11", "R12", "R13", "R14", "R15"}
     # Its own vantage was the only witness that s2/sub3's default address was up, so the
     # deny from users to it cannot pass either: the container may as well be down.
     assert undecided == blind | {"R4"}

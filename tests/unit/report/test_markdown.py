@@ -24,7 +24,7 @@ def test_headline_table_and_failure_evidence() -> None:
     faulty = report(BACKEND_AI, "faulty")
     text = render_markdown(faulty)
     first = text.splitlines()[0]
-    assert first.startswith("## ✗ reachproof: 7 PASS · 1 FAIL · 7 INCONCLUSIVE — exit 1")
+    assert first.startswith("## ✗ reachproof: 6 PASS · 1 FAIL · 8 INCONCLUSIVE — exit 1")
     for rule in faulty.rules:
         assert f"| {rule.rule_id} |" in text
     assert "| ✗ | R3 | User → Agent (direct access) MUST BE BLOCKED | critical |" in text

@@ -95,3 +95,25 @@ def test_unresolvable_peers_are_problems(monkeypatch: pytest.MonkeyPatch) -> Non
         "peer sub2 resolves to no address",
     ]
     assert hostname_problems({})[0] == ["BACKENDAI_CLUSTER_HOSTS is not set: no peers to resolve"]
+
+
+def test_listeners_reports_a_socket_off_loopback_and_not_one_on_it() -> None:
+    # Sockets of this test's own namespace: listening only, nothing is probed.
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stray,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as local,
+    ):
+        stray.bind(("0.0.0.0", 0))
+        stray.listen()
+        local.bind(("127.0.0.1", 0))
+        local.listen()
+        ports = [stray.getsockname()[1], local.getsockname()[1]]
+        with Worker() as worker:
+            result = worker.probe(
+                "check", params={"check": "listeners", "ports": ",".join(map(str, ports))}
+            )
+    detail = result["detail"]
+    assert ["ran", "listeners"] in detail and ["read", "/proc/net/tcp"] in detail
+    found = problems(detail)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"listening on 0.0.0.0:{ports[0]} (/proc/net/tcp: ")
