@@ -8,6 +8,7 @@ rp=.venv/bin/reachproof
 policy=policies/backend-ai.policy
 inventory=.reachproof/lab/inventory.yaml
 fault=${DEMO_FAULT:-agent-rpc-exposed}
+runtime=${RUNTIME:-netns}  # RUNTIME=docker: the compute zone on real Docker (docs/lab.md)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 clean=reports/demo-$stamp/clean
 faulty=reports/demo-$stamp/$fault
@@ -25,9 +26,9 @@ trap '"$rp" lab down >/dev/null 2>&1 || true' EXIT INT TERM
 step "policy: $policy"
 "$rp" policy lint "$policy"
 
-step "lab up: a Backend.AI deployment in network namespaces (3 agents, 3 sessions, 8 containers)"
+step "lab up --runtime $runtime: a Backend.AI deployment (3 agents, 3 sessions, 8 containers)"
 "$rp" lab down >/dev/null 2>&1 || true
-"$rp" lab up
+"$rp" lab up --runtime "$runtime"
 "$rp" lab status
 
 step "check the clean lab: every documented rule, IPv4 and IPv6, full-range deny sweeps"
@@ -36,7 +37,7 @@ step "check the clean lab: every documented rule, IPv4 and IPv6, full-range deny
 step "lab up again with a fault: $fault"
 "$rp" lab down >/dev/null
 "$rp" lab faults | grep -E "fault|$fault" || true
-"$rp" lab up --fault "$fault"
+"$rp" lab up --runtime "$runtime" --fault "$fault"
 
 step "check the faulty lab: the rule it breaks must FAIL, with evidence (exit 1 expected)"
 status=0

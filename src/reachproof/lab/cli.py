@@ -182,8 +182,9 @@ def faults() -> None:
     table.add_column("fault", style="bold")
     table.add_column("breaks")
     table.add_column("rules")
+    table.add_column("runtimes")
     for item in FAULTS:
-        table.add_row(item.name, item.summary, ", ".join(item.breaks))
+        table.add_row(item.name, item.summary, ", ".join(item.breaks), ", ".join(item.runtimes))
     out.print(table)
 
 

@@ -22,6 +22,7 @@ class Fault:
     breaks: tuple[str, ...]
     how: str  # what the lab changes to apply it
     must_not_pass: tuple[str, ...] = ()  # INCONCLUSIVE or FAIL, never PASS
+    runtimes: tuple[str, ...] = ("netns",)  # the lab runtimes (topology.Runtime) it exists on
 
 
 FAULTS: tuple[Fault, ...] = (
@@ -36,6 +37,7 @@ FAULTS: tuple[Fault, ...] = (
         "users reach the agents' tcp/6001 (RPC) only",
         ("R3",),
         "perimeter and agent host firewalls accept tcp/6001 from the Internet",
+        runtimes=("netns", "docker"),
     ),
     Fault(
         "container-routed",
@@ -54,6 +56,7 @@ FAULTS: tuple[Fault, ...] = (
         "users reach the manager API and the databases",
         ("R5",),
         "perimeter accepts the manager's 8081/18080 and the database ports from the Internet",
+        runtimes=("netns", "docker"),
     ),
     Fault(
         "container-to-management",
@@ -90,6 +93,7 @@ FAULTS: tuple[Fault, ...] = (
         "one container's cluster environment breaks the contract (BACKENDAI_CLUSTER_REPLICAS)",
         ("R14",),
         "the inventory records a wrong BACKENDAI_CLUSTER_REPLICAS for one sub container",
+        runtimes=("netns", "docker"),
     ),
     Fault(
         "training-env-inconsistent",

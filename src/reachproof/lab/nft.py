@@ -147,6 +147,20 @@ def perimeter_ruleset(topo: Topology) -> str:
     )
 
 
+def _exposing_faults(topo: Topology) -> list[str]:
+    """The agent INPUT rules of the faults that open an agent to the Internet (both runtimes)."""
+    inp: list[str] = []
+    if topo.has_fault("ipv6-open"):
+        inp += [f"ip6 saddr {EXT_NET.v6.network} accept"]
+    if topo.has_fault("perimeter-open"):
+        inp += _both_net("", EXT_NET, "accept", "saddr")
+    if topo.has_fault("agent-rpc-exposed"):
+        inp += _both_net("", EXT_NET, f"tcp dport {AGENT_RPC_PORT} accept", "saddr")
+    if topo.has_fault("vxlan-exposed"):
+        inp += _both_net("", EXT_NET, f"udp dport {VXLAN_PORT} accept", "saddr")
+    return inp
+
+
 def agent_ruleset(topo: Topology, agent: Agent, targets: FaultTargets) -> str:
     n = agent.number
     db = topo.mgmt("db").addr
@@ -171,14 +185,7 @@ def agent_ruleset(topo: Topology, agent: Agent, targets: FaultTargets) -> str:
         # Containers reach their agent (the metadata service on 40128 and the rest).
         'iifname "docker0" accept',
     ]
-    if topo.has_fault("ipv6-open"):
-        inp += [f"ip6 saddr {EXT_NET.v6.network} accept"]
-    if topo.has_fault("perimeter-open"):
-        inp += _both_net("", EXT_NET, "accept", "saddr")
-    if topo.has_fault("agent-rpc-exposed"):
-        inp += _both_net("", EXT_NET, f"tcp dport {AGENT_RPC_PORT} accept", "saddr")
-    if topo.has_fault("vxlan-exposed"):
-        inp += _both_net("", EXT_NET, f"udp dport {VXLAN_PORT} accept", "saddr")
+    inp += _exposing_faults(topo)
 
     forward = [*_STATEFUL]
     broken = targets.appproxy_broken
@@ -254,8 +261,7 @@ def docker_agent_ruleset(topo: Topology, agent: Agent) -> str:
         f'iifname "eth0" ip6 saddr {{ {MGMT_NET.v6.network}, {COMP_NET.v6.network} }} accept',
         'iifname != "eth0" accept',  # containers reach their agent (metadata service, DNS)
     ]
-    if topo.has_fault("perimeter-open"):
-        inp += _both_net("", EXT_NET, "accept", "saddr")
+    inp += _exposing_faults(topo)
     forward = [
         "ct state established,related accept",  # replies, to the AppProxy's DNATed requests too
         *_both_net('iifname != "eth0" ', MGMT_NET, "drop"),

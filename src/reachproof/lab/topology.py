@@ -122,6 +122,11 @@ class LabOptions:
                     f"unknown fault {name!r}; `reachproof lab faults` lists: "
                     + ", ".join(sorted(known))
                 )
+            if kind.value not in known[name].runtimes:
+                raise UsageError(
+                    f"fault {name!r} does not exist on --runtime {kind.value} "
+                    f"(it does on: {', '.join(known[name].runtimes)})"
+                )
             if known[name] not in chosen:
                 chosen.append(known[name])
         return cls(agents, parse_sessions(sessions), tuple(chosen), prefix, mode, ssh, kind)

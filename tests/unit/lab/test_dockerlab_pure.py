@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reachproof.errors import LabError
+from reachproof.errors import LabError, UsageError
 from reachproof.lab.dockerd import Dockerd
 from reachproof.lab.dockerlab import agent_daemon, container_plan, exec_command, network_name
 from reachproof.lab.image import rootfs_command
@@ -69,3 +69,11 @@ def test_image_recipe_is_debian_minbase_with_python_and_dropbear() -> None:
     assert argv[0] == "mmdebstrap" and "--variant=minbase" in argv
     include = next(a for a in argv if a.startswith("--include="))
     assert {"python3", "dropbear-bin", "openssh-client"} <= set(include[10:].split(","))
+
+
+def test_a_fault_exists_only_on_the_runtimes_the_table_names() -> None:
+    LabOptions.create(faults=("cluster-env-wrong",), runtime="docker")
+    with pytest.raises(UsageError, match="does not exist on --runtime docker"):
+        LabOptions.create(faults=("cross-session",), runtime="docker")
+    with pytest.raises(UsageError, match="--runtime must be netns or docker"):
+        LabOptions.create(runtime="k8s")
