@@ -70,7 +70,7 @@ def nmap_argv(
         "-Pn",
         "-n",
         "--max-retries",
-        str(options.attempts - 1),
+        str(configured_attempts(options) - 1),
         "--max-rtt-timeout",
         f"{max(1, round(options.timeout * 1000))}ms",
         "--max-rate",
@@ -145,8 +145,16 @@ def parse_nmap_xml(text: str) -> dict[str, dict[int, NmapPort]]:
     return out
 
 
+def configured_attempts(options: EngineOptions) -> int:
+    """The attempts nmap is configured for (`--max-retries` this less one): what a silent
+    port's result records. nmap's own timing decides how many it sends; with no retry that
+    ever succeeded on the host, 2 (ultra_scan's allowedTryno)."""
+    return options.attempts
+
+
 def observation_from_nmap(spec: ProbeSpec, seen: dict[int, NmapPort], attempts: int) -> Observation:
-    """Group nmap's per-port answers into runs; ports nmap did not report stay unobserved."""
+    """Group nmap's per-port answers into runs; ports nmap did not report stay unobserved.
+    `attempts` is configured_attempts(): a silent port records it, with the `loss` detail."""
     groups: dict[NmapPort, list[int]] = {}
     for port in spec.ports:
         found = seen.get(port)
@@ -164,7 +172,13 @@ def observation_from_nmap(spec: ProbeSpec, seen: dict[int, NmapPort], attempts: 
     )
     covered = PortSet.of(r for res in results for r in res.ports.ranges)
     missing = spec.ports.difference(covered)
-    detail = (("engine", "nmap"),) + ((("unobserved", str(missing)),) if missing else ())
+    loss = (
+        f"not measured by reachproof: nmap -sS --max-retries {attempts - 1} "
+        f"(at most {attempts} attempts; nmap's timing decides how many it sends)"
+    )
+    detail = (("engine", "nmap"), ("loss", loss)) + (
+        (("unobserved", str(missing)),) if missing else ()
+    )
     return Observation(spec.id, results, detail)
 
 
@@ -194,7 +208,9 @@ async def run_nmap(
             continue
         for spec in group:
             out.append(
-                observation_from_nmap(spec, scanned.get(str(spec.address), {}), options.attempts)
+                observation_from_nmap(
+                    spec, scanned.get(str(spec.address), {}), configured_attempts(options)
+                )
             )
             if progress is not None:
                 total = len(spec.ports)

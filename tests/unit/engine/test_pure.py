@@ -9,13 +9,19 @@ import pytest
 from enginekit import check_spec, local_inventory, tcp_spec
 
 from reachproof.engine import OutOfScopeError
-from reachproof.engine.nmap import observation_from_nmap, parse_nmap_xml
+from reachproof.engine.nmap import (
+    configured_attempts,
+    nmap_argv,
+    observation_from_nmap,
+    parse_nmap_xml,
+)
+from reachproof.engine.options import EngineOptions
 from reachproof.engine.ratelimit import expected_seconds, probe_budget, vantage_budgets
 from reachproof.engine.scan_view import render_json, render_table, resolve_targets, scan_ports
 from reachproof.engine.scope import probe_scope
 from reachproof.engine.translate import observation_from_result, probe_request
 from reachproof.errors import UsageError
-from reachproof.inventory.model import Host
+from reachproof.inventory.model import Host, Transport, Vantage
 from reachproof.observation import Observation, PortResult, PortState
 from reachproof.ports import PortSet
 
@@ -72,6 +78,19 @@ def test_nmap_xml_covers_listed_and_extra_ports() -> None:
         ("103", PortState.UNREACHABLE, "icmp-host-unreach", 1, None),
     }
     assert obs.details("unobserved") == ("104",)  # nmap said nothing about it
+    # What nmap was configured for, and that reachproof did not measure the loss itself.
+    assert obs.details("loss") == (
+        "not measured by reachproof: nmap -sS --max-retries 1 "
+        "(at most 2 attempts; nmap's timing decides how many it sends)",
+    )
+
+
+def test_nmap_is_configured_for_the_attempts_its_results_record() -> None:
+    options = EngineOptions(attempts=7)
+    argv = nmap_argv(
+        Vantage("v", Transport.LOCAL), PortSet.parse("22"), 4, ["10.0.2.11"], options, 100
+    )
+    assert argv[argv.index("--max-retries") + 1] == str(configured_attempts(options) - 1) == "6"
 
 
 def test_malformed_results_become_errors_not_passes() -> None:
