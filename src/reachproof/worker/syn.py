@@ -1,7 +1,10 @@
 """`tcp-syn` probes: raw SYNs in rounds, answers matched by cookie, resets attributed by hop.
 
-Rounds: send to every port, wait `timeout` after the last send, resend only to the ports
-still silent; an answer in any round decides the port. Silent ports get 2 rounds, more where
+Rounds: send to every port, resend only to the ports still silent, wait `timeout` after the
+last send; an answer in any round decides the port. Round 2 needs no wait of its own: each
+batch of round 1 is sent again as soon as it is `timeout` old, while later batches' answers
+are still on the way (a full-range sweep saves one `timeout`); later rounds, which only a
+lossy path gets, wait for the whole round before the next. Silent ports get 2 rounds, more where
 the first two show loss on the path (`loss`), at most `attempts`. Handshakes are never
 completed: the vantage's kernel resets the SYN-ACKs for a port it does not know.
 
@@ -270,46 +273,97 @@ class Sweep:
         most = self.request.attempts
         planned = min(most, MIN_ATTEMPTS)
         silent = list(self.request.ports)
-        first: list[int] = []  # ports that answered the first round with a SYN-ACK or reset
+        # Round 2 follows round 1 without a wait of its own: each batch of round 1 is sent
+        # again once it is `timeout` old, to the ports of it still silent (`_resend`).
+        self.attempts = 1
+        self._round(silent, progress, wait=planned < 2)
+        if planned >= 2:
+            self._resend(silent, progress)
+        silent = [p for p in silent if p not in self.answers]
+        first = self._first()
+        if self.attempts == 1:  # every port answered its first attempt: no loss seen
+            self.losses.record(self.session.target.address, len(first), 0)
+        elif self.attempts == 2:
+            planned = self._decide(first, most)
         while self.attempts < planned and silent:
             self.attempts += 1
-            sample = _sample(first, self.answers) if self.attempts == 2 else []
-            self._round(silent, sample, progress)
+            self._round(silent, progress)
             silent = [p for p in silent if p not in self.answers]
-            if self.attempts == 1:
-                first = [p for p, o in self.answers.items() if o.reason in MUST_ANSWER]
-                if not silent:  # every answer came: no loss among the ports that answer
-                    self.losses.record(self.session.target.address, len(first), 0)
-            elif self.attempts == 2:
-                planned = self._decide(first, sample, most)
         for port in silent:
             self.answers[port] = Outcome("filtered", "timeout", self.attempts)
 
-    def _decide(self, first: list[int], sample: list[int], most: int) -> int:
+    def _first(self) -> list[int]:
+        """Ports that answered their first attempt with a SYN-ACK or reset."""
+        return [p for p, o in self.answers.items() if o.attempts == 1 and o.reason in MUST_ANSWER]
+
+    def _decide(self, first: list[int], most: int) -> int:
         """Tally round 2's evidence of loss, record it, and plan the rounds it calls for."""
         recovered = sum(
             1
             for p, o in self.answers.items()
             if self.attempt_of.get(p) == 2 and o.reason in MUST_ANSWER
         )
-        trials = len(first) + len(sample)
-        lost = recovered + len(sample) - len(self.reanswered)
+        sample = len(self.resent)
+        trials = len(first) + sample
+        lost = recovered + sample - len(self.reanswered)
         path = self.session.target.address
         self.estimate = self.losses.estimate(path, trials, lost)
         self.losses.record(path, trials, lost)
         self.decided = True
         return attempts_for(self.estimate.loss, most)
 
-    def _round(self, silent: list[int], sample: list[int], progress: Progress) -> None:
+    def _resend(self, ports: list[int], progress: Progress) -> None:
+        """Round 2, pipelined: batch by batch in round 1's order, each batch once its first
+        SYNs are `timeout` old (so an answer to round 1 still counts as round 1's), to the
+        ports that are still silent; then the wait for the last of them. The loss sample
+        (ports that answered round 1 already) leaves first. Nothing to resend: no round 2."""
         request = self.request
         pacer = shared_pacer(request.pps)
         failed: dict[int, int] = {}
+        sending = 0.0
+        sent = 0
+        sample: list[int] = []
+        for start in range(0, len(ports), BATCH):
+            batch = ports[start : start + BATCH]
+            due = self.sent_at[batch[-1]] + request.timeout
+            self.drain()
+            while time.monotonic() < due and any(p not in self.answers for p in batch):
+                time.sleep(min(POLL, max(0.0, due - time.monotonic())))
+                self.drain()
+                progress.update(len(self.answers))
+            batch = [p for p in batch if p not in self.answers]
+            if not batch:
+                continue
+            clock = time.monotonic()
+            if not sent:
+                self.attempts = 2
+                sample = _sample(self._first(), self.answers)
+                if sample:
+                    self.resent.update(dict.fromkeys(sample, clock))
+                    self.session.send(sample, {})  # an error here shows as a lost re-send
+                    pacer.take(len(sample))
+            self.sent_at.update(dict.fromkeys(batch, clock))
+            self.attempt_of.update(dict.fromkeys(batch, 2))
+            self.session.send(batch, failed)
+            pacer.take(len(batch))
+            sent += len(batch)
+            sending += time.monotonic() - clock
+            self.drain()
+            progress.update(len(self.answers))
+        if not sent:
+            return
+        self.packets += sent + len(sample)
+        self.sending += sending
+        self._wait(len(sample), progress)
+        for port, code in failed.items():
+            self.answers.setdefault(port, local_failure(code, 2))
+
+    def _round(self, silent: list[int], progress: Progress, wait: bool = True) -> None:
+        """Send one attempt to every port of `silent`, then (with `wait`) wait for answers."""
+        pacer = shared_pacer(self.request.pps)
+        failed: dict[int, int] = {}
         attempt = self.attempts
         round_started = time.monotonic()
-        if sample:
-            self.resent.update(dict.fromkeys(sample, time.monotonic()))
-            self.session.send(sample, {})  # an error here shows as a lost re-send
-            pacer.take(len(sample))
         for start in range(0, len(silent), BATCH):
             batch = silent[start : start + BATCH]
             self.sent_at.update(dict.fromkeys(batch, time.monotonic()))
@@ -318,18 +372,23 @@ class Sweep:
             pacer.take(len(batch))
             self.drain()
             progress.update(len(self.answers))
-        self.packets += len(silent) + len(sample)
+        self.packets += len(silent)
         self.sending += time.monotonic() - round_started
-        deadline = time.monotonic() + request.timeout
-        total = len(request.ports)
+        if wait:
+            self._wait(0, progress)
+        for port, code in failed.items():
+            self.answers.setdefault(port, local_failure(code, attempt))
+
+    def _wait(self, sample: int, progress: Progress) -> None:
+        """Wait `timeout` after the last send, or until every port and re-send answered."""
+        deadline = time.monotonic() + self.request.timeout
+        total = len(self.request.ports)
         while time.monotonic() < deadline and (
-            len(self.answers) < total or len(self.reanswered) < len(sample)
+            len(self.answers) < total or len(self.reanswered) < sample
         ):
             time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
             self.drain()
             progress.update(len(self.answers))
-        for port, code in failed.items():
-            self.answers.setdefault(port, local_failure(code, attempt))
 
     def drain(self) -> None:
         events = self.session.events
