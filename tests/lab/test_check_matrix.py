@@ -1,9 +1,14 @@
 """Proof that the checker catches what it must: `check` with the shipped policy on the lab.
 
-- clean lab: every rule PASSes, three runs give identical verdicts;
+- clean lab (the default one of `lab up`): every rule PASSes, two runs and the run over ssh
+  give identical verdicts;
 - vantages over real ssh (`lab up --ssh`) give the verdicts of the netns vantages, on the clean
   lab and on the faults of SSH_FAULTS (same lab, both inventories);
 - each perimeter mode (drop, reject, reset) passes the clean check;
+- faults and perimeter modes run on FAULT_LAB, the smallest lab every fault applies to (2 agents,
+  a single-node session of 2, a multi-node session spread over both agents, a single-container
+  session on the agent that `agent-down` stops, as in the default lab): a check there sends
+  about 2/3 of the default lab's packets (measured figures: README, "Fault matrix");
 - each named fault FAILs exactly the rules the fault table says it breaks, leaves exactly its
   `must_not_pass` rules INCONCLUSIVE (a down target, a vantage that cannot send), and no other;
 - a vantage made to fail gives exit 3, never 0.
@@ -34,6 +39,10 @@ POLICY = ROOT / "policies" / "backend-ai.policy"
 # The default lab of `reachproof lab up`.
 AGENTS = 3
 SESSIONS = "single-node:3,multi-node:4,single-node:1"
+# The lab of the fault cases and the perimeter modes: every fault of FAULTS lands on it
+# (lab/targets.py) and breaks the same rules as on the default lab.
+FAULT_AGENTS = 2
+FAULT_SESSIONS = "single-node:2,multi-node:2,single-node:1"
 # Faults also checked over the ssh inventory: one seen from the user's vantage, one in the
 # containers' environment (which reaches them through their agent's ssh).
 SSH_FAULTS = ("perimeter-open", "cluster-env-wrong")
@@ -80,14 +89,14 @@ def clean_report(clean_lab: LabHandle) -> Report:
     return _check(clean_lab.inventory_path)
 
 
-def test_clean_lab_passes_every_rule_three_times_alike(
+def test_clean_lab_passes_every_rule_twice_alike(
     clean_lab: LabHandle, clean_report: Report
 ) -> None:
-    runs = [clean_report, *(_check(clean_lab.inventory_path) for _ in range(2))]
-    first = runs[0]
-    assert set(_verdicts(first).values()) == {Verdict.PASS}, _explain(first)
-    assert first.exit_code == 0
-    assert [_verdicts(r) for r in runs[1:]] == [_verdicts(first)] * 2
+    # A third identical run is the ssh one below; bench/soak.py repeats the check 20 times.
+    again = _check(clean_lab.inventory_path)
+    assert set(_verdicts(clean_report).values()) == {Verdict.PASS}, _explain(clean_report)
+    assert clean_report.exit_code == 0
+    assert _verdicts(again) == _verdicts(clean_report), _explain(again)
 
 
 def test_ssh_vantages_give_the_netns_verdicts_on_the_clean_lab(
@@ -115,7 +124,7 @@ def test_a_failed_vantage_is_inconclusive_never_pass(clean_lab: LabHandle) -> No
 
 @pytest.mark.parametrize("perimeter", ["reject", "reset"])
 def test_every_perimeter_mode_passes_the_clean_check(tmp_path: Path, perimeter: str) -> None:
-    with lab(tmp_path, "mxp", AGENTS, SESSIONS, perimeter=perimeter) as handle:
+    with lab(tmp_path, "mxp", FAULT_AGENTS, FAULT_SESSIONS, perimeter=perimeter) as handle:
         report = _check(handle.inventory_path)
     assert set(_verdicts(report).values()) == {Verdict.PASS}, _explain(report)
 
@@ -124,7 +133,9 @@ def test_every_perimeter_mode_passes_the_clean_check(tmp_path: Path, perimeter: 
 def test_fault_fails_exactly_its_rules(tmp_path: Path, fault: Fault) -> None:
     breaks, undecided = set(fault.breaks), set(fault.must_not_pass)
     ssh = fault.name in SSH_FAULTS
-    with lab(tmp_path, "mxf", AGENTS, SESSIONS, faults=(fault.name,), ssh=ssh) as handle:
+    with lab(
+        tmp_path, "mxf", FAULT_AGENTS, FAULT_SESSIONS, faults=(fault.name,), ssh=ssh
+    ) as handle:
         report = _check(handle.inventory_path)
         if handle.ssh_inventory_path is not None:
             over_ssh = _check(handle.ssh_inventory_path)
