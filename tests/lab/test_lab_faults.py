@@ -181,6 +181,19 @@ def _app_outside_main(h: LabHandle) -> None:
     assert state(s2_main.netns, s2_sub.cluster.v4.ip, 8080) is Connect.CLOSED
 
 
+def _app_on_default_address(h: LabHandle) -> None:
+    t = h.topology
+    main, sub = t.sessions[0].containers[:2]
+    agent = t.agent(sub.agent).node
+    # Its agent reaches the default-network address and the app answers there ...
+    status, body = http_get(agent.netns, sub.addr.v4.ip, 8080)
+    assert status == 200 and b"host=sub1" in body
+    # ... while main1, over the cluster network (all a peer probe reaches), finds it closed,
+    # and the IPv6 default address has nothing listening.
+    assert state(main.netns, sub.cluster.v4.ip, 8080) is Connect.CLOSED
+    assert state(agent.netns, sub.addr.v6.ip, 8080) is Connect.CLOSED
+
+
 def _no_route(netns: str, address: str) -> bool:
     """The vantage itself has no route: connect() fails at once, before any packet."""
     result = tcp_connect(netns, address, 6001, timeout=2.0)
@@ -224,6 +237,7 @@ CHECKS: dict[str, Check] = {
     "ssh-mesh-broken": _ssh_mesh_broken,
     "vxlan-exposed": _vxlan_exposed,
     "app-outside-main": _app_outside_main,
+    "app-on-default-address": _app_on_default_address,
     "agent-down": _agent_down,
     "user-no-route": _user_no_route,
 }

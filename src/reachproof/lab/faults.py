@@ -127,6 +127,14 @@ FAULTS: tuple[Fault, ...] = (
         "the service plan adds an app listener to sub1 of the first session that has one",
     ),
     Fault(
+        "app-on-default-address",
+        "an interactive app (tcp/8080) listens in a sub container on its default-network "
+        "IPv4 address only",
+        ("R13",),
+        "the service plan adds an app listener bound to sub1's docker0 address (not its cluster "
+        "address, which is all a probe from main1 reaches) in the first session that has one",
+    ),
+    Fault(
         "agent-down",
         "one agent is off: its services stopped, its address silent",
         ("R1", "R2", "R8", "R10", "R12"),

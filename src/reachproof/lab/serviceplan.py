@@ -68,6 +68,7 @@ def service_plan(topo: Topology, targets: FaultTargets) -> ServicePlan:
             Listener(ns, METADATA_PORT, ServiceKind.HTTP, f"{name} metadata"),
         ]
     stray = targets.app_outside_main if topo.has_fault("app-outside-main") else None
+    hidden = targets.app_outside_main if topo.has_fault("app-on-default-address") else None
     # On the docker runtime each container runs its own (dockerlab.container_plan).
     for c in () if topo.docker else topo.containers:
         identity = container_identity(c)
@@ -77,4 +78,8 @@ def service_plan(topo: Topology, targets: FaultTargets) -> ServicePlan:
         ]
         if c.rank == 0 or c == stray:
             out.append(Listener(c.netns, APP_PORT, ServiceKind.HTTP, identity))
+        elif c == hidden:  # on its default-network address only: its peers never reach it
+            out.append(
+                Listener(c.netns, APP_PORT, ServiceKind.HTTP, identity, bind=str(c.addr.v4.ip))
+            )
     return ServicePlan(tuple(out))

@@ -66,6 +66,7 @@ _NEEDS = {
     "training-env-inconsistent": ("env_wrong", "a session with 2 or more containers"),
     "ssh-mesh-broken": ("ssh_broken", "a session with 2 or more containers"),
     "app-outside-main": ("app_outside_main", "a session with 2 or more containers"),
+    "app-on-default-address": ("app_outside_main", "a session with 2 or more containers"),
     "agent-down": ("agent_down", "2 or more agents (the first one must stay up)"),
 }
 

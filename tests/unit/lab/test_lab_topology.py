@@ -25,6 +25,7 @@ ISSUE_FAULTS = {
     "management-exposed", "container-to-management", "bridge-filtered", "overlay-blocked",
     "cross-session", "appproxy-broken", "cluster-env-wrong", "ipv6-open", "ssh-mesh-broken",
     "vxlan-exposed", "app-outside-main", "agent-down", "user-no-route", "training-env-inconsistent",
+    "app-on-default-address",
 }  # fmt: skip
 POLICY_RULES = {f"R{i}" for i in range(1, 16)}
 
@@ -168,6 +169,17 @@ def test_service_plan_binds_the_worker_range_and_apps_only_in_main1() -> None:
         if item.port == 8080
     }
     assert "rp-s1-sub1" in apps
+
+
+def test_app_on_default_address_binds_only_sub1s_default_ipv4() -> None:
+    topo = _topo(faults=["app-on-default-address"])
+    sub1 = topo.sessions[0].containers[1]
+    [stray] = [
+        item
+        for item in service_plan(topo, fault_targets(topo)).listeners
+        if item.port == 8080 and item.netns == sub1.netns
+    ]
+    assert stray.bind == str(sub1.addr.v4.ip) != str(sub1.cluster.v4.ip)
 
 
 def test_agent_down_stops_the_last_agents_services_only() -> None:
