@@ -39,7 +39,7 @@ from reachproof.inventory.model import SessionMode
 from reachproof.lab import dockerd
 from reachproof.lab.dockerd import Dockerd, docker
 from reachproof.lab.image import PLAN_PATH, SSH_DIR, Image, ensure_image, load
-from reachproof.lab.inventory import cluster_env, contradicting_env, wrong_env
+from reachproof.lab.inventory import cluster_env, wrong_env
 from reachproof.lab.services.spec import Listener, ServiceKind, ServicePlan
 from reachproof.lab.targets import FaultTargets
 from reachproof.lab.topology import (
@@ -289,8 +289,6 @@ def _run_args(topo: Topology, targets: FaultTargets, c: Container, image: Image)
     env = cluster_env(session.containers, c)
     if topo.has_fault("cluster-env-wrong") and targets.env_wrong == c:
         env = wrong_env(env)  # overridden at `docker run`, as a launcher script might
-    if topo.has_fault("training-env-inconsistent") and targets.env_wrong == c:
-        env = contradicting_env(env)
     args = [
         "create", "--name", container_name(c), "--hostname", c.hostname,
         "--network", "bridge",
