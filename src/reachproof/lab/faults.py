@@ -92,7 +92,8 @@ FAULTS: tuple[Fault, ...] = (
         "cluster-env-wrong",
         "one container's cluster environment breaks the contract (BACKENDAI_CLUSTER_REPLICAS)",
         ("R14",),
-        "the inventory records a wrong BACKENDAI_CLUSTER_REPLICAS for one sub container",
+        "one sub container gets a wrong BACKENDAI_CLUSTER_REPLICAS (netns: in its inventory "
+        "environment; docker: overridden at `docker run -e`)",
         runtimes=("netns", "docker"),
     ),
     Fault(
