@@ -178,6 +178,7 @@ def judge_spec(spec: ProbeSpec, observation: Observation | None) -> list[Evidenc
 
 
 TLS_VERSIONS = frozenset({"TLSv1.2", "TLSv1.3"})  # "TLS/SSL encryption must be enabled", ≥ 1.2
+NO_TLS = "no TLS"  # the state of an open port where no handshake completed
 
 
 def _per_port(observation: Observation, key: str) -> dict[int, str]:
@@ -207,7 +208,7 @@ def _judge_tls(spec: ProbeSpec, observation: Observation) -> list[Evidence]:
             out.append(_evidence(spec, result, verdict, result.state, note, ports))
             continue
         for port in ports:
-            negotiated = f"{version.get(port, 'no TLS')} {cipher.get(port, '')}".rstrip()
+            negotiated = f"{version.get(port, NO_TLS)} {cipher.get(port, '')}".rstrip()
             one = PortSet.of([port])
             if port in error:
                 verdict, note = Verdict.FAIL, f"{error[port]} (name {name})"

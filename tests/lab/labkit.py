@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import time
 import uuid
@@ -117,12 +118,47 @@ def _family(address: str) -> int:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
-def http_get(netns: str, address: object, port: int, path: str = "/") -> tuple[int, bytes]:
-    """Status and body of one HTTP/1.1 GET sent from inside `netns`."""
+def _client(netns: str, address: object, port: int, tls: bool) -> socket.socket:
+    """A connected socket from inside `netns`; with `tls` after an (unverified) handshake:
+    these helpers test paths, `expect tls` and tests/lab/test_lab_tls.py test certificates."""
     sock = socket_in_netns(netns, _family(str(address)))
-    with sock:
-        sock.settimeout(10)
+    sock.settimeout(10)
+    try:
         sock.connect((str(address), port))
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context.wrap_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def tls_verdict(netns: str, address: object, port: int, ca: str, name: str) -> str:
+    """ "ok <version>" when a handshake from inside `netns` verifies against `ca` for `name`,
+    else what went wrong (the verification message, or the handshake error)."""
+    context = ssl.create_default_context(cadata=ca)
+    sock = socket_in_netns(netns, _family(str(address)))
+    sock.settimeout(10)
+    try:
+        sock.connect((str(address), port))
+        with context.wrap_socket(sock, server_hostname=name) as tls:
+            return f"ok {tls.version()}"
+    except ssl.SSLCertVerificationError as exc:
+        return str(exc.verify_message)
+    except ssl.SSLError as exc:
+        return str(exc.reason)
+    finally:
+        sock.close()
+
+
+def http_get(
+    netns: str, address: object, port: int, path: str = "/", tls: bool = False
+) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 GET sent from inside `netns` (over TLS with `tls`)."""
+    with _client(netns, address, port, tls) as sock:
         host = f"[{address}]" if ":" in str(address) else str(address)
         sock.sendall(
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
@@ -134,13 +170,12 @@ def http_get(netns: str, address: object, port: int, path: str = "/") -> tuple[i
     return int(head.split()[1]), body
 
 
-def websocket_echo(netns: str, address: object, port: int, message: bytes) -> tuple[int, bytes]:
+def websocket_echo(
+    netns: str, address: object, port: int, message: bytes, tls: bool = False
+) -> tuple[int, bytes]:
     """Open a WebSocket from inside `netns`, send one text frame; (status, echoed payload)."""
     key = base64.b64encode(os.urandom(16)).decode()
-    sock = socket_in_netns(netns, _family(str(address)))
-    with sock:
-        sock.settimeout(10)
-        sock.connect((str(address), port))
+    with _client(netns, address, port, tls) as sock:
         sock.sendall(
             (
                 f"GET / HTTP/1.1\r\nHost: {address}:{port}\r\nUpgrade: websocket\r\n"

@@ -14,6 +14,7 @@ from labkit import (
     http_get,
     require_lab,
     state,
+    tls_verdict,
     websocket_echo,
 )
 
@@ -115,7 +116,8 @@ def test_agents_reach_management_and_each_other(clean_lab: CleanLab) -> None:
 
 def test_webserver_forwards_to_the_manager_which_reaches_every_agent(clean_lab: CleanLab) -> None:
     topo = _topo(clean_lab)
-    status, body = http_get(topo.user.netns, topo.mgmt("webserver").addr.v4.ip, 443, "/api/agents")
+    web = topo.mgmt("webserver").addr.v4.ip
+    status, body = http_get(topo.user.netns, web, 443, "/api/agents", tls=True)
     assert status == 200
     reached = json.loads(body)["agents"]
     assert set(reached) == {f"{a.node.addr.v4.ip}:6001" for a in topo.agents}
@@ -126,16 +128,28 @@ def test_appproxy_returns_each_sessions_own_app_over_http(clean_lab: CleanLab) -
     topo = _topo(clean_lab)
     proxy = topo.mgmt("appproxy").addr
     for app in topo.apps:
-        status, body = http_get(topo.user.netns, proxy.v4.ip, app.worker_port)
+        status, body = http_get(topo.user.netns, proxy.v4.ip, app.worker_port, tls=True)
         assert status == 200, app
         assert app.identity.encode() in body
+
+
+def test_webserver_and_appproxy_serve_tls_the_inventory_can_verify(clean_lab: CleanLab) -> None:
+    topo = _topo(clean_lab)
+    inventory = load_inventory(clean_lab.handle.inventory_path)
+    assert inventory.tls_ca is not None
+    for name, port in (("webserver", 443), ("appproxy", 10200), ("appproxy", 10205)):
+        host = inventory.host(name)
+        assert host is not None and host.tls_name is not None
+        for address in (topo.mgmt(name).addr.v4.ip, topo.mgmt(name).addr.v6.ip):
+            verdict = tls_verdict(topo.user.netns, address, port, inventory.tls_ca, host.tls_name)
+            assert verdict in ("ok TLSv1.2", "ok TLSv1.3"), (name, port, address, verdict)
 
 
 def test_appproxy_completes_a_websocket_handshake_to_ttyd(clean_lab: CleanLab) -> None:
     topo = _topo(clean_lab)
     ttyd = next(a for a in topo.apps if a.name == "ttyd")
     status, echoed = websocket_echo(
-        topo.user.netns, topo.mgmt("appproxy").addr.v4.ip, ttyd.worker_port, b"hello lab"
+        topo.user.netns, topo.mgmt("appproxy").addr.v4.ip, ttyd.worker_port, b"hello lab", True
     )
     assert status == 101
     assert echoed == b"hello lab"

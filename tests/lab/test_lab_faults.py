@@ -21,6 +21,7 @@ from labkit import (
     overlay_injection_arrives,
     require_lab,
     state,
+    tls_verdict,
 )
 
 from reachproof.checks.cluster_env import (
@@ -122,9 +123,9 @@ def _appproxy_broken(h: LabHandle) -> None:
     jupyter, ttyd = t.apps[0], t.apps[1]
     agent = t.agent(jupyter.agent).node.addr
     assert blocked(proxy.netns, agent.v4.ip, jupyter.published_port)
-    status, _ = http_get(t.user.netns, proxy.addr.v4.ip, jupyter.worker_port)
+    status, _ = http_get(t.user.netns, proxy.addr.v4.ip, jupyter.worker_port, tls=True)
     assert status >= 500
-    status, body = http_get(t.user.netns, proxy.addr.v4.ip, ttyd.worker_port)
+    status, body = http_get(t.user.netns, proxy.addr.v4.ip, ttyd.worker_port, tls=True)
     assert status == 200 and ttyd.identity.encode() in body
 
 
@@ -194,6 +195,37 @@ def _app_on_default_address(h: LabHandle) -> None:
     assert state(agent.netns, sub.addr.v6.ip, 8080) is Connect.CLOSED
 
 
+def _tls_of(h: LabHandle, host: str) -> tuple[str, str]:
+    """(CA, name) the inventory gives for `host`'s TLS."""
+    inventory = load_inventory(h.inventory_path)
+    found = inventory.host(host)
+    assert inventory.tls_ca is not None and found is not None and found.tls_name is not None
+    return inventory.tls_ca, found.tls_name
+
+
+def _webserver_plain_http(h: LabHandle) -> None:
+    t = h.topology
+    web = t.mgmt("webserver").addr
+    ca, name = _tls_of(h, "webserver")
+    assert tls_verdict(t.user.netns, web.v4.ip, 443, ca, name) == "WRONG_VERSION_NUMBER"
+    status, body = http_get(t.user.netns, web.v6.ip, 443)  # plain HTTP answers
+    assert status == 200 and b"webserver" in body
+    ca, name = _tls_of(h, "appproxy")  # the AppProxy still verifies
+    assert tls_verdict(t.user.netns, t.mgmt("appproxy").addr.v4.ip, 10200, ca, name).startswith(
+        "ok"
+    )
+
+
+def _appproxy_cert_expired(h: LabHandle) -> None:
+    t = h.topology
+    proxy = t.mgmt("appproxy").addr
+    ca, name = _tls_of(h, "appproxy")
+    for port in (10200, t.apps[0].worker_port):
+        assert tls_verdict(t.user.netns, proxy.v4.ip, port, ca, name) == "certificate has expired"
+    ca, name = _tls_of(h, "webserver")
+    assert tls_verdict(t.user.netns, t.mgmt("webserver").addr.v6.ip, 443, ca, name).startswith("ok")
+
+
 def _no_route(netns: str, address: str) -> bool:
     """The vantage itself has no route: connect() fails at once, before any packet."""
     result = tcp_connect(netns, address, 6001, timeout=2.0)
@@ -240,6 +272,8 @@ CHECKS: dict[str, Check] = {
     "app-on-default-address": _app_on_default_address,
     "agent-down": _agent_down,
     "user-no-route": _user_no_route,
+    "webserver-plain-http": _webserver_plain_http,
+    "appproxy-cert-expired": _appproxy_cert_expired,
 }
 
 

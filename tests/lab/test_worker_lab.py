@@ -135,8 +135,9 @@ def test_http_and_websocket_through_the_appproxy(reset_lab: LabHandle) -> None:
     jupyter = next(a for a in topo.apps if a.name == "jupyter")
     ttyd = next(a for a in topo.apps if a.name == "ttyd")
     with worker_in(topo.user.netns) as worker:
-        page = worker.probe("http", proxy, [(jupyter.worker_port, jupyter.worker_port)])
-        ws = worker.probe("websocket", proxy, [(ttyd.worker_port, ttyd.worker_port)])
+        tls = {"tls": "1"}
+        page = worker.probe("http", proxy, [(jupyter.worker_port, jupyter.worker_port)], params=tls)
+        ws = worker.probe("websocket", proxy, [(ttyd.worker_port, ttyd.worker_port)], params=tls)
     assert detail(page, "status") == ["200"]
     assert jupyter.identity in detail(page, "identity")[0]
     assert detail(ws, "status") == ["101"] and detail(ws, "websocket") == ["ok"]

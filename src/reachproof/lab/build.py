@@ -56,6 +56,7 @@ from reachproof.lab.state import (
     PLAN_FILE,
     READY_FILE,
     SUPERVISOR_MODULE,
+    TLS_DIR,
     LabState,
     digest,
     state_dir,
@@ -63,6 +64,7 @@ from reachproof.lab.state import (
     teardown,
 )
 from reachproof.lab.targets import FaultTargets, fault_targets
+from reachproof.lab.tlscerts import lab_certificates
 from reachproof.lab.topology import (
     AGENT_RPC_PORT,
     FW_COMP,
@@ -196,10 +198,13 @@ def build_lab(
             topo = dockerlab.start_compute(topo, targets, say)
         else:
             _hosts_files(topo)
+        say("making the lab CA and the TLS certificates")
+        tls_dir = directory / TLS_DIR
+        ca = lab_certificates(topo, tls_dir)
         exec_command = partial(dockerlab.exec_command, topo) if topo.docker else None
-        netns_inventory = lab_inventory(topo, targets, str(inventory), exec_command)
+        netns_inventory = lab_inventory(topo, targets, str(inventory), exec_command, tls_ca=ca)
         state = _write_inventory(state, inventory, netns_inventory, ssh=False)
-        plan = service_plan(topo, targets)
+        plan = service_plan(topo, targets, tls_dir)
         (directory / PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")
         state = replace(state, services=len(plan.listeners))
         state.write()

@@ -144,6 +144,18 @@ FAULTS: tuple[Fault, ...] = (
         must_not_pass=("R3", "R7"),
     ),
     Fault(
+        "webserver-plain-http",
+        "the webserver serves plain HTTP on tcp/443",
+        ("R16",),
+        "the webserver's 443 listener gets no certificate (the inventory still names it TLS)",
+    ),
+    Fault(
+        "appproxy-cert-expired",
+        "the AppProxy serves a certificate that expired in 2020",
+        ("R16",),
+        "the lab CA signs the AppProxy's certificate for January 2020 only",
+    ),
+    Fault(
         "user-no-route",
         "the user vantage has no route to the compute LAN or the container networks",
         (),

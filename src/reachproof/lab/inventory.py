@@ -29,6 +29,7 @@ from reachproof.inventory.model import (
 )
 from reachproof.lab.sshd import SshFiles, SshHost
 from reachproof.lab.targets import FaultTargets
+from reachproof.lab.tlscerts import TLS_HOSTS, tls_name
 from reachproof.lab.topology import APP_PORT, Container, Node, Topology
 from reachproof.ports import Ports, PortSet, Protocol
 
@@ -88,7 +89,10 @@ def _vantage_name(topo: Topology, netns: str) -> str:
 
 
 def _node_host(
-    topo: Topology, node: Node, services: tuple[tuple[str, tuple[Ports, ...]], ...] = ()
+    topo: Topology,
+    node: Node,
+    services: tuple[tuple[str, tuple[Ports, ...]], ...] = (),
+    tls: bool = False,
 ) -> Host:
     return Host(
         name=node.name,
@@ -98,6 +102,7 @@ def _node_host(
         ipv6=(node.addr.v6.ip,),
         services=services,
         vantage=_vantage_name(topo, node.netns),
+        tls_name=tls_name(topo, node.name) if tls and node.name in TLS_HOSTS else None,
     )
 
 
@@ -106,16 +111,19 @@ def lab_inventory(
     targets: FaultTargets,
     path: str = "",
     exec_command: Callable[[Container], tuple[str, ...]] | None = None,
+    tls_ca: str | None = None,
 ) -> Inventory:
     """The lab's inventory; with `exec_command` (the docker runtime) each container's vantage is
-    an exec of that command, and its environment is the container's own (`docker run -e`)."""
+    an exec of that command, and its environment is the container's own (`docker run -e`).
+    `tls_ca`: the lab CA's PEM when the lab serves TLS; its TLS hosts then get a tls_name
+    (also where a fault serves plain HTTP: the site says TLS, the fault breaks it)."""
     vantages: list[Vantage] = []
     hosts: list[Host] = []
     nodes = (topo.user, *topo.management, *(a.node for a in topo.agents))
     for node in nodes:
         vantages.append(Vantage(_vantage_name(topo, node.netns), Transport.NETNS, netns=node.netns))
     hosts.append(_node_host(topo, topo.user))
-    hosts += [_node_host(topo, n) for n in topo.management]
+    hosts += [_node_host(topo, n, tls=tls_ca is not None) for n in topo.management]
     for agent in topo.agents:
         published = [app.published_port for app in topo.apps if app.agent == agent.number]
         services: tuple[tuple[str, tuple[Ports, ...]], ...] = ()
@@ -187,6 +195,7 @@ def lab_inventory(
         hosts=tuple(hosts),
         sessions=tuple(sessions),
         apps=apps,
+        tls_ca=tls_ca,
     )
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from reachproof.lab.services.spec import Listener, ServiceKind, ServicePlan
 from reachproof.lab.targets import FaultTargets
+from reachproof.lab.tlscerts import PLAIN_HTTP_FAULT, cert_paths
 from reachproof.lab.topology import (
     AGENT_PORTS,
     APP_PORT,
@@ -27,7 +31,32 @@ def container_identity(c: Container) -> str:
     return f"session={c.session} host={c.hostname}"
 
 
-def service_plan(topo: Topology, targets: FaultTargets) -> ServicePlan:
+# The user-facing ports that speak TLS, per lab host.
+_TLS_PORTS = {
+    "webserver": frozenset({WEB_PORT}),
+    "appproxy": frozenset({COORDINATOR_PORT, *WORKER_PORTS}),
+}
+
+
+def _with_tls(topo: Topology, tls_dir: Path | None, item: Listener) -> Listener:
+    """`item` with the lab certificate of its host where it faces users (unchanged without a
+    lab CA, and on the webserver under the plain-HTTP fault)."""
+    if tls_dir is None:
+        return item
+    for host, ports in _TLS_PORTS.items():
+        if item.netns != topo.mgmt(host).netns or item.port not in ports:
+            continue
+        if host == "webserver" and topo.has_fault(PLAIN_HTTP_FAULT):
+            return item
+        cert = cert_paths(tls_dir, host)
+        return replace(item, tls_cert=str(cert.cert), tls_key=str(cert.key))
+    return item
+
+
+def service_plan(topo: Topology, targets: FaultTargets, tls_dir: Path | None = None) -> ServicePlan:
+    """`tls_dir`: where lab_certificates() put the lab's certificates; the webserver and the
+    AppProxy's user-facing ports (coordinator, worker slots) then speak TLS, as the shipped
+    configs set them (`ssl-enabled`, `tls_listen`)."""
     web = topo.mgmt("webserver")
     manager = topo.mgmt("manager")
     proxy = topo.mgmt("appproxy")
@@ -82,4 +111,4 @@ def service_plan(topo: Topology, targets: FaultTargets) -> ServicePlan:
             out.append(
                 Listener(c.netns, APP_PORT, ServiceKind.HTTP, identity, bind=str(c.addr.v4.ip))
             )
-    return ServicePlan(tuple(out))
+    return ServicePlan(tuple(_with_tls(topo, tls_dir, item) for item in out))

@@ -42,6 +42,7 @@ from reachproof.lab.topology import check_prefix
 STATE_ROOT = Path("/run/reachproof/lab")
 LAB_FILE = "lab.json"
 PLAN_FILE = "services.json"
+TLS_DIR = "tls"  # the lab CA (its key stays here) and the TLS services' certificates
 PID_FILE = "supervisor.pid"
 READY_FILE = "ready"
 FAILED_FILE = "failed"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reachproof.errors import LabError
+from reachproof.lab.topology import Topology
 
 # A fixed window long past: an expired certificate is expired whatever the clock says.
 EXPIRED_START, EXPIRED_END = "20200101000000Z", "20200201000000Z"
@@ -102,3 +103,30 @@ def issue(
         cwd=directory,
     )  # fmt: skip
     return ServerCert(directory / f"{stem}.pem", directory / f"{stem}.key")
+
+
+# The lab hosts that serve TLS to users ("all external-facing services"), and the faults that
+# take it away: plain HTTP on the webserver, an expired certificate on the AppProxy.
+TLS_HOSTS = ("webserver", "appproxy")
+PLAIN_HTTP_FAULT = "webserver-plain-http"
+EXPIRED_FAULT = "appproxy-cert-expired"
+
+
+def tls_name(topo: Topology, host: str) -> str:
+    """The name the lab's certificate for `host` is valid for (the inventory's tls_name)."""
+    return f"{host}.{topo.prefix}.lab"
+
+
+def cert_paths(directory: Path, host: str) -> ServerCert:
+    return ServerCert(directory / f"{host}.pem", directory / f"{host}.key")
+
+
+def lab_certificates(topo: Topology, directory: Path) -> str:
+    """Make the lab's CA and one certificate per TLS host in `directory`; the CA's PEM."""
+    ca = make_ca(directory, f"reachproof lab {topo.prefix} CA")
+    for host in TLS_HOSTS:
+        node = topo.mgmt(host)
+        addresses = (str(node.addr.v4.ip), str(node.addr.v6.ip))
+        expired = host == "appproxy" and topo.has_fault(EXPIRED_FAULT)
+        issue(directory, host, tls_name(topo, host), addresses, expired=expired)
+    return ca.read_text(encoding="utf-8")

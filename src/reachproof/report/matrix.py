@@ -19,7 +19,7 @@ from reachproof.policy.ast import Policy
 from reachproof.report.model import Report
 from reachproof.report.terminal import MARKS
 from reachproof.report.text import RANK, compact_count, effective, port_count
-from reachproof.verdict import Verdict
+from reachproof.verdict import NO_TLS, Verdict
 
 UNZONED = "(no zone)"
 _BLOCKED = frozenset({"filtered", "prohibited", "unreachable"})
@@ -129,7 +129,9 @@ def _count(tally: _Tally, kind: str, state: str, ports: str) -> None:
         tally.checks += 1
         return
     n = port_count(ports)
-    if state == "open" or state.startswith("status "):
+    # http/websocket evidence shows the status, tls the negotiated version: the port answered.
+    answered = kind == "tls" and (state.startswith("TLS") or state == NO_TLS)
+    if state == "open" or state.startswith("status ") or answered:
         tally.open += n
     elif state == "closed":
         tally.closed += n

@@ -35,7 +35,7 @@ class Listener:
     upstreams: tuple[tuple[str, int], ...] = ()
     tls_cert: str = ""  # PEM paths: when set, the listener speaks TLS (the lab's CA signs it)
     tls_key: str = ""
-    bind: str = ""  # "" the supervisor's bind address (`::`); "loopback": 127.0.0.1 and ::1
+    bind: str = ""  # "": the supervisor's bind address (`::`); else the one address to listen on
 
 
 @dataclass(frozen=True)
