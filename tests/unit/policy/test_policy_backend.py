@@ -30,7 +30,7 @@ def test_backend_ai_policy_parses() -> None:
     assert policy.path == str(BACKEND_AI)
     assert policy.text == BACKEND_AI.read_text(encoding="utf-8")
     assert policy.name == "Backend.AI cluster networking"
-    assert [r.id.text for r in policy.rules] == [f"R{i}" for i in range(1, 16)]
+    assert [r.id.text for r in policy.rules] == [f"R{i}" for i in range(1, 17)]
     assert check_policy(policy) == []
     assert policy.service("host-port-pool") is not None
     assert policy.service("host-port-pool").sample == 64  # type: ignore[union-attr]

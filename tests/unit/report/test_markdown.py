@@ -24,7 +24,7 @@ def test_headline_table_and_failure_evidence() -> None:
     faulty = report(BACKEND_AI, "faulty")
     text = render_markdown(faulty)
     first = text.splitlines()[0]
-    assert first.startswith("## ✗ reachproof: 6 PASS · 1 FAIL · 8 INCONCLUSIVE — exit 1")
+    assert first.startswith("## ✗ reachproof: 7 PASS · 1 FAIL · 8 INCONCLUSIVE — exit 1")
     for rule in faulty.rules:
         assert f"| {rule.rule_id} |" in text
     assert "| ✗ | R3 | User → Agent (direct access) MUST BE BLOCKED | critical |" in text
@@ -34,7 +34,7 @@ def test_headline_table_and_failure_evidence() -> None:
 
 def test_clean_headline() -> None:
     text = render_markdown(report(BACKEND_AI, "clean"))
-    assert text.startswith("## ✓ reachproof: 15 PASS — exit 0: every rule holds")
+    assert text.startswith("## ✓ reachproof: 16 PASS — exit 0: every rule holds")
     assert "### Failures" not in text
 
 

@@ -17,6 +17,7 @@ def documented_world(inventory: Inventory) -> FakeNetwork:
     facts = [
         Fact("user", "webserver", S.OPEN, ports("443")),
         Fact("user", "appproxy", S.OPEN, ports("10200,10205-10300"), kind="tcp"),
+        Fact("user", "appproxy", S.OPEN, ports("10200,10205-10300"), kind="tls"),
         Fact("webserver", "manager", S.OPEN, ports("8081")),
         Fact("manager", "*", S.OPEN, ports("6001")),
     ]
