@@ -18,16 +18,20 @@ from reachproof.lab.serviceplan import service_plan
 from reachproof.lab.services.spec import ServiceKind
 from reachproof.lab.targets import fault_targets
 from reachproof.lab.topology import LabOptions, Topology, build_topology
+from reachproof.policy.parse import load_policy
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "lab-small.yaml"
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "lab-small.yaml"
 ISSUE_FAULTS = {
     "perimeter-open", "agent-rpc-exposed", "container-routed", "published-ports-exposed",
     "management-exposed", "container-to-management", "bridge-filtered", "overlay-blocked",
     "cross-session", "appproxy-broken", "cluster-env-wrong", "ipv6-open", "ssh-mesh-broken",
     "vxlan-exposed", "app-outside-main", "agent-down", "user-no-route", "training-env-inconsistent",
     "app-on-default-address",
+    # issue 10: the rest of the security guide
+    "webserver-plain-http", "appproxy-cert-expired",
 }  # fmt: skip
-POLICY_RULES = {f"R{i}" for i in range(1, 16)}
+POLICY_RULES = {r.id.text for r in load_policy(ROOT / "policies" / "backend-ai.policy").rules}
 
 
 def _topo(**kwargs: object) -> Topology:
