@@ -5,10 +5,19 @@
     /run/netns/P-mgmt               the management namespace: only its loopback is up, so
                                     nothing here is reachable from, or reaches, the host
     /run/reachproof/lab/P/bai/      pg/ (data, socket, log), etcd/, redis/, manager/ (manager.toml,
-                                    alembic.ini, the RPC keypair, fixtures.json, logs)
+                                    alembic.ini, the RPC keypair, fixtures.json, logs),
+                                    agent1/ (agent.toml, its ipc/var/scratch dirs, log)
+    /run/reachproof/lab/P/docker/agent1/, /var/lib/reachproof/lab/P/agent1/
+                                    the agent's dockerd (lab/dockerd.py), where the Docker
+                                    runtime keeps its agent 1's: `lab down` removes it
 
 Every process runs inside P-mgmt, so the lab's one teardown (`lab down --prefix P`,
-state.teardown) ends them, removes the namespace and the state directory, also after a crash.
+state.teardown) ends them, removes the agent's dockerd with its containers, mounts and
+cgroups, the namespace and the state directory, also after a crash.
+
+`backend.ai-agent` runs on its own dockerd in the same namespace for now (all on one loopback);
+it registers with the manager, which then schedules sessions onto it. The image a session asks
+for is a record in the manager's database only, so containers are placed but never started.
 
 What runs is the real thing, set up as the manager's install guide says
 (docs/install/install-from-package/install-manager.rst of lablup/backend.ai): `backend.ai mgr
@@ -38,11 +47,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reachproof.errors import LabError, PrerequisiteError
+from reachproof.lab import dockerd
+from reachproof.lab.dockerd import Dockerd
+from reachproof.lab.dockerlab import DATA_ROOT, RUN_ROOT
 from reachproof.lab.netns import create_netns, netns_path, run_in_netns
 from reachproof.lab.state import state_dir
 
 VERSION = "26.9.6"
-PINS = (f"backend.ai-manager=={VERSION}", f"backend.ai-client=={VERSION}")
+PINS = (
+    f"backend.ai-manager=={VERSION}",
+    f"backend.ai-client=={VERSION}",
+    f"backend.ai-agent=={VERSION}",
+)
 DEFAULT_CACHE = Path(os.environ.get("REACHPROOF_CACHE", "/var/cache/reachproof"))
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # The package-install ports of the install guide; all on the namespace's loopback.
@@ -50,6 +66,10 @@ PG_PORT, REDIS_PORT, ETCD_PORT, ETCD_PEER_PORT, API_PORT = 8100, 8110, 8120, 812
 DOMAIN_ID = "b9e676dc-e23e-54c6-b350-e83fba4127e9"
 GROUP_ID = "2de2b969-1d04-48a6-af16-0bc8adb3c831"
 SGROUP_ID = "4d1e9b32-90c7-5b32-8f0e-6f470b8ed24a"
+REGISTRY_ID = "6a2b3c4d-0000-4000-8000-000000000001"
+IMAGE_ROW_ID = "6a2b3c4d-0000-4000-8000-0000000000a1"
+IMAGE = "lab.local/lab/python:3.11"
+AGENT_ID = "i-labagent1"
 
 
 @dataclass(frozen=True)
@@ -96,9 +116,10 @@ def ensure_venv(cache: Path = DEFAULT_CACHE) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once: one installs, one waits
         if marker.is_file() and marker.read_text() == wanted:
             return venv
-        if venv.exists():
-            shutil.rmtree(venv)  # a half-made one (the marker is written last)
-        _run(["nice", "-n", "10", str(python313()), "-m", "venv", str(venv)], "create the venv")
+        if not (venv / "bin/pip").exists():
+            shutil.rmtree(venv, ignore_errors=True)  # a half-made one
+            _run(["nice", "-n", "10", str(python313()), "-m", "venv", str(venv)], "create the venv")
+        # Pins added later install into the venv there is; those already there are kept.
         pip = [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", *PINS]
         _run(["nice", "-n", "10", *pip], f"pip install {' '.join(PINS)}", timeout=900)
         marker.write_text(wanted)
@@ -248,7 +269,83 @@ def fixtures(admin: Key, user: Key) -> dict[str, object]:
             }
         ],
         "keypairs": keypairs,
+        # The slot types of the manager's fixtures/manager/example-resource-slot-types.json:
+        # without them no agent serves a slot and every session is refused.
+        "resource_slot_types": [
+            {
+                "uuid": "eff6619c-a85c-40f4-ae59-608b0f683b4f",
+                "slot_name": "cpu",
+                "slot_type": "count",
+                "required": True,
+                "display_name": "CPU",
+                "description": "CPU",
+                "display_unit": "Core",
+                "display_icon": "cpu",
+                "number_format": {"binary": False, "round_length": 0},
+                "rank": 100,
+            },
+            {
+                "uuid": "9d1a589e-2a78-491e-97d0-32d2a0079564",
+                "slot_name": "mem",
+                "slot_type": "bytes",
+                "required": True,
+                "display_name": "RAM",
+                "description": "Memory",
+                "display_unit": "GiB",
+                "display_icon": "ram",
+                "number_format": {"binary": True, "round_length": 0},
+                "rank": 200,
+            },
+        ],
+        # An image record as `image rescan` of a registry would write it. No registry runs
+        # here and no such image exists on the agent: a session is scheduled and placed (what
+        # discovery reads) but its containers are never started.
+        "container_registries": [
+            {
+                "id": REGISTRY_ID,
+                "url": "http://127.0.0.1:5000",
+                "registry_name": "lab.local",
+                "type": "local",
+                "project": "lab",
+                "is_global": True,
+            }
+        ],
+        "images": [
+            {
+                "id": IMAGE_ROW_ID,
+                "name": IMAGE,
+                "project": "lab",
+                "image": "lab/python",
+                "tag": "3.11",
+                "registry": "lab.local",
+                "registry_id": REGISTRY_ID,
+                "architecture": "x86_64",
+                "config_digest": "sha256:" + "0" * 64,
+                "size_bytes": 1,
+                "is_local": True,
+                "type": "compute",
+                "status": "ALIVE",
+                "labels": {
+                    "ai.backend.kernelspec": "1",
+                    "ai.backend.features": "batch",
+                    "ai.backend.base-distro": "debian12",
+                    "ai.backend.runtime-type": "python",
+                    "ai.backend.runtime-path": "/usr/bin/python3",
+                    "ai.backend.resource.min.cpu": "1",
+                    "ai.backend.resource.min.mem": "256m",
+                },
+                "resources": {
+                    "cpu": {"min": "1", "max": None},
+                    "mem": {"min": "256m", "max": None},
+                },
+            }
+        ],
     }
+
+
+def fixture_users(path: Path) -> list[dict[str, str]]:
+    users: list[dict[str, str]] = json.loads(path.read_text())["users"]
+    return users
 
 
 MANAGER_TOML = """\
@@ -423,6 +520,18 @@ def start_manager(prefix: str, venv: Path, timeout: float = 180.0) -> Manager:
     fixture.write_text(json.dumps(fixtures(admin, user), indent=1))
     fixture.chmod(0o600)
     _run([*cli, "fixture", "populate", str(fixture)], "populate the fixtures", cwd=mgr)
+    # 26.9 checks project membership in its RBAC graph, not in association_groups_users:
+    # the superadmin's own sessions need the edge project → user there.
+    admin_uuid = next(u["uuid"] for u in fixture_users(fixture) if u["role"] == "superadmin")
+    _run(
+        [*in_ns, *as_pg, str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U",
+         "postgres", "-d", "backend", "-qc",
+         "INSERT INTO entity_memberships (virtual_entity_id, member_entity_id) "
+         "SELECT p.id, u.id FROM virtual_entities p, virtual_entities u "
+         f"WHERE p.entity_type = 'project' AND p.entity_id = '{GROUP_ID}' "
+         f"AND u.entity_type = 'user' AND u.entity_id = '{admin_uuid}' ON CONFLICT DO NOTHING"],
+        "make the superadmin a member of the default project",
+    )  # fmt: skip
     _run(
         [*cli, "etcd", "put", "config/redis/addr", f"127.0.0.1:{REDIS_PORT}"],
         "configure Redis in etcd",
@@ -442,3 +551,102 @@ def start_manager(prefix: str, venv: Path, timeout: float = 180.0) -> Manager:
     if not isinstance(answer, dict) or answer.get("manager") != VERSION:
         raise LabError(f"the manager's GET / answered {answer!r}, expected manager {VERSION}")
     return Manager(prefix, netns, f"http://127.0.0.1:{API_PORT}", admin, user, root)
+
+
+AGENT_TOML = """\
+[etcd]
+namespace = "local"
+addr = {{ host = "127.0.0.1", port = {etcd} }}
+user = ""
+password = ""
+
+[agent]
+mode = "docker"
+backend = "docker"
+rpc-listen-addr = {{ host = "127.0.0.1", port = 6001 }}
+id = "{agent_id}"
+initial-resource-group-name = "default"
+pid-file = "{root}/agent.pid"
+ipc-base-path = "{root}/ipc"
+var-base-path = "{root}/var"
+image-commit-path = "{root}/commit"
+event-loop = "asyncio"
+
+[container]
+port-range = [30000, 31000]
+kernel-uid = 1000
+kernel-gid = 1000
+bind-host = "127.0.0.1"
+stats-type = "docker"
+sandbox-type = "docker"
+jail-args = []
+scratch-type = "hostdir"
+scratch-root = "{root}/scratches"
+scratch-size = "1G"
+
+[logging]
+level = "INFO"
+drivers = ["console"]
+
+[logging.console]
+colored = false
+format = "simple"
+
+[resource]
+reserved-cpu = 0
+reserved-mem = "256M"
+reserved-disk = "1G"
+
+[debug]
+enabled = false
+"""
+
+
+def agent_daemon(manager: Manager) -> Dockerd:
+    """The agent's own dockerd (lab/dockerd.py), in the management namespace for now. Its
+    directories and cgroup are those of the Docker runtime's agent 1 (dockerlab._daemon), so
+    `lab down` finds and removes it (dockerlab.stop_compute) also after a crash."""
+    prefix = manager.prefix
+    return Dockerd(
+        netns=manager.netns,
+        hostname="agent1",
+        run_dir=RUN_ROOT / prefix / "docker" / "agent1",
+        data_dir=DATA_ROOT / prefix / "agent1",
+        cgroup_parent=f"reachproof-{prefix}-agent1",
+    )
+
+
+def start_agent(manager: Manager, venv: Path, timeout: float = 240.0) -> str:
+    """backend.ai-agent (the same pinned venv) on its own dockerd; returns its id once the
+    manager lists it ALIVE. state.teardown removes both."""
+    daemon = agent_daemon(manager)
+    dockerd.start(daemon, timeout=120)
+    root = manager.root / "agent1"
+    for sub in ("ipc", "var", "scratches", "commit"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "agent.toml").write_text(
+        AGENT_TOML.format(etcd=ETCD_PORT, agent_id=AGENT_ID, root=root)
+    )
+    _daemon(
+        manager.netns,
+        ["nice", "-n", "5", str(venv / "bin/python"), "-m", "ai.backend.agent.server",
+         "-f", str(root / "agent.toml")],
+        root / "agent.log",
+        env={"DOCKER_HOST": daemon.host},
+        cwd=root,
+    )  # fmt: skip
+    in_ns = ["nsenter", f"--net={netns_path(manager.netns)}", "runuser", "-u", "postgres", "--"]
+    query = f"SELECT status FROM agents WHERE id = '{AGENT_ID}'"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _run(
+            [*in_ns, str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U",
+             "postgres", "-d", "backend", "-Atc", query],
+            "read the agents table",
+        ).strip()  # fmt: skip
+        if status == "ALIVE":
+            return AGENT_ID
+        time.sleep(2)
+    log = root / "agent.log"
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
+    raise LabError(f"backend.ai-agent did not register within {timeout:g} s:\n{tail}")
