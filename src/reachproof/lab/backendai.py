@@ -417,6 +417,16 @@ format = %(levelname)-5.5s [%(name)s] %(message)s
 """
 
 
+def _psql(netns: str, database: str, sql: str, what: str) -> str:
+    """One statement through psql, as the postgres user, inside `netns`; its rows unaligned."""
+    return _run(
+        ["nsenter", f"--net={netns_path(netns)}", "runuser", "-u", "postgres", "--",
+         str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
+         "-d", database, "-qAtc", sql],
+        what,
+    )  # fmt: skip
+
+
 def _daemon(
     netns: str,
     argv: Sequence[str],
@@ -504,11 +514,7 @@ def start_manager(prefix: str, venv: Path, timeout: float = 180.0) -> Manager:
     _wait_port(netns, ETCD_PORT, "etcd", etcd / "etcd.log", 30)
     _wait_port(netns, REDIS_PORT, "redis-server", redis / "redis.log", 30)
     in_ns = ["nsenter", f"--net={netns_path(netns)}"]
-    _run(
-        [*in_ns, *as_pg, str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U",
-         "postgres", "-qc", "CREATE DATABASE backend"],
-        "create the database",
-    )  # fmt: skip
+    _psql(netns, "postgres", "CREATE DATABASE backend", "create the database")
     mgr = root / "manager"
     (mgr / "manager.toml").write_text(MANAGER_TOML.format(etcd=ETCD_PORT, pg=PG_PORT, api=API_PORT))
     (mgr / "alembic.ini").write_text(ALEMBIC_INI.format(pg=PG_PORT))
@@ -523,15 +529,15 @@ def start_manager(prefix: str, venv: Path, timeout: float = 180.0) -> Manager:
     # 26.9 checks project membership in its RBAC graph, not in association_groups_users:
     # the superadmin's own sessions need the edge project → user there.
     admin_uuid = next(u["uuid"] for u in fixture_users(fixture) if u["role"] == "superadmin")
-    _run(
-        [*in_ns, *as_pg, str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U",
-         "postgres", "-d", "backend", "-qc",
-         "INSERT INTO entity_memberships (virtual_entity_id, member_entity_id) "
-         "SELECT p.id, u.id FROM virtual_entities p, virtual_entities u "
-         f"WHERE p.entity_type = 'project' AND p.entity_id = '{GROUP_ID}' "
-         f"AND u.entity_type = 'user' AND u.entity_id = '{admin_uuid}' ON CONFLICT DO NOTHING"],
+    _psql(
+        netns,
+        "backend",
+        "INSERT INTO entity_memberships (virtual_entity_id, member_entity_id) "
+        "SELECT p.id, u.id FROM virtual_entities p, virtual_entities u "
+        f"WHERE p.entity_type = 'project' AND p.entity_id = '{GROUP_ID}' "
+        f"AND u.entity_type = 'user' AND u.entity_id = '{admin_uuid}' ON CONFLICT DO NOTHING",
         "make the superadmin a member of the default project",
-    )  # fmt: skip
+    )
     _run(
         [*cli, "etcd", "put", "config/redis/addr", f"127.0.0.1:{REDIS_PORT}"],
         "configure Redis in etcd",
@@ -635,16 +641,10 @@ def start_agent(manager: Manager, venv: Path, timeout: float = 240.0) -> str:
         env={"DOCKER_HOST": daemon.host},
         cwd=root,
     )  # fmt: skip
-    in_ns = ["nsenter", f"--net={netns_path(manager.netns)}", "runuser", "-u", "postgres", "--"]
     query = f"SELECT status FROM agents WHERE id = '{AGENT_ID}'"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = _run(
-            [*in_ns, str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U",
-             "postgres", "-d", "backend", "-Atc", query],
-            "read the agents table",
-        ).strip()  # fmt: skip
-        if status == "ALIVE":
+        if _psql(manager.netns, "backend", query, "read the agents table").strip() == "ALIVE":
             return AGENT_ID
         time.sleep(2)
     log = root / "agent.log"
