@@ -69,7 +69,7 @@ def container_name(c: Container) -> str:
     return f"{c.session}-{c.hostname}"
 
 
-def _daemon(prefix: str, number: int) -> Dockerd:
+def _daemon(prefix: str, number: int, icc_off: bool = True) -> Dockerd:
     check_prefix(prefix)
     v4, v6 = docker_net(number)
     return Dockerd(
@@ -84,7 +84,7 @@ def _daemon(prefix: str, number: int) -> Dockerd:
             "--ipv6",
             "--fixed-cidr-v6",
             f"{v6}/64",
-            "--icc=false",
+            *(("--icc=false",) if icc_off else ()),  # cross-session: left out on one agent
             # Docker 20.10 applies ICC and its other rules to IPv6 only with ip6tables, which
             # is still experimental there; without it docker0 is open between containers
             # over IPv6 (the checker finds that: R11 FAIL).
@@ -94,8 +94,13 @@ def _daemon(prefix: str, number: int) -> Dockerd:
     )
 
 
-def agent_daemon(topo: Topology, agent: Agent) -> Dockerd:
-    return _daemon(topo.prefix, agent.number)
+def agent_daemon(topo: Topology, agent: Agent, targets: FaultTargets | None = None) -> Dockerd:
+    icc_on = (
+        targets is not None
+        and topo.has_fault("cross-session")
+        and targets.cross_session_agent == agent.number
+    )
+    return _daemon(topo.prefix, agent.number, icc_off=not icc_on)
 
 
 def exec_command(topo: Topology, c: Container) -> tuple[str, ...]:
@@ -181,7 +186,7 @@ def start_compute(
     addresses as Docker gave them. On error the caller tears everything down."""
     say("building/loading the session image")
     image = image or ensure_image(log=RUN_ROOT / topo.prefix / "image.log")
-    daemons = {a.number: agent_daemon(topo, a) for a in topo.agents}
+    daemons = {a.number: agent_daemon(topo, a, targets) for a in topo.agents}
     with ThreadPoolExecutor(max_workers=min(8, len(daemons))) as pool:
         say(f"starting {len(daemons)} dockerd")
         list(pool.map(dockerd.start, daemons.values()))

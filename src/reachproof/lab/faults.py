@@ -80,7 +80,9 @@ FAULTS: tuple[Fault, ...] = (
         "cross-session",
         "containers of two sessions on one agent reach each other",
         ("R11",),
-        "inter-container communication (ICC) is on for one agent's default bridge",
+        "inter-container communication (ICC) is on for one agent's default bridge (docker: "
+        "that agent's dockerd runs without --icc=false)",
+        runtimes=("netns", "docker"),
     ),
     Fault(
         "appproxy-broken",

@@ -74,6 +74,17 @@ def test_image_recipe_is_debian_minbase_with_python_and_dropbear() -> None:
 def test_a_fault_exists_only_on_the_runtimes_the_table_names() -> None:
     LabOptions.create(faults=("cluster-env-wrong",), runtime="docker")
     with pytest.raises(UsageError, match="does not exist on --runtime docker"):
-        LabOptions.create(faults=("cross-session",), runtime="docker")
+        LabOptions.create(faults=("bridge-filtered",), runtime="docker")
     with pytest.raises(UsageError, match="--runtime must be netns or docker"):
         LabOptions.create(runtime="k8s")
+
+
+def test_cross_session_on_docker_leaves_icc_on_for_one_agent_only() -> None:
+    from reachproof.lab.targets import fault_targets
+
+    topo = build_topology(
+        LabOptions.create(3, faults=("cross-session",), prefix="dku", runtime="docker")
+    )
+    targets = fault_targets(topo)
+    icc = {a.number: "--icc=false" in agent_daemon(topo, a, targets).args for a in topo.agents}
+    assert icc == {a.number: a.number != targets.cross_session_agent for a in topo.agents}
