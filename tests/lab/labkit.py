@@ -85,10 +85,13 @@ def lab(
     perimeter: str = "drop",
     services: bool = True,
     ssh: bool = False,
+    container_families: str = "4,6",
 ) -> Iterator[LabHandle]:
     """A lab that is torn down whatever happens in the block (also on KeyboardInterrupt)."""
     prefix = unique_prefix(tag)
-    options = LabOptions.create(agents, sessions, faults, prefix, perimeter, ssh)
+    options = LabOptions.create(
+        agents, sessions, faults, prefix, perimeter, ssh, container_families=container_families
+    )
     try:
         handle = build_lab(
             options, tmp / f"{prefix}.yaml", **({} if services else {"supervisor": None})

@@ -4,11 +4,15 @@
   give identical verdicts;
 - vantages over real ssh (`lab up --ssh`) give the verdicts of the netns vantages, on the clean
   lab and on the faults of SSH_FAULTS (same lab, both inventories);
-- each perimeter mode (drop, reject, reset) passes the clean check;
+- each perimeter mode (drop, reject, reset, reset6: resets over IPv6 only) passes the clean
+  check;
 - faults and perimeter modes run on FAULT_LAB, the smallest lab every fault applies to (2 agents,
   a single-node session of 2, a multi-node session spread over both agents, a single-container
   session on the agent that `agent-down` stops, as in the default lab): a check there sends
   about 2/3 of the default lab's packets (measured figures: README, "Fault matrix");
+- a dual-stack site whose container networks, published ports and overlay are IPv4-only
+  (`lab up --container-families 4`, its inventory's `families` saying so) passes the clean
+  check, and the same check judging every family FAILs: families decide, nothing is skipped;
 - each named fault FAILs exactly the rules the fault table says it breaks, leaves exactly its
   `must_not_pass` rules INCONCLUSIVE (a down target, a vantage that cannot send), and no other;
 - a vantage made to fail gives exit 3, never 0.
@@ -26,9 +30,10 @@ import pytest
 from labkit import SSH_PROGRAMS, lab, require_lab
 
 from reachproof.api import Prepared, prepare, run_check
-from reachproof.inventory.model import Transport
+from reachproof.inventory.model import NO_FAMILIES, Transport
 from reachproof.lab.build import LabHandle
 from reachproof.lab.faults import FAULTS, Fault
+from reachproof.policy.compile import compile_plan
 from reachproof.report.model import Report
 from reachproof.verdict import Verdict
 
@@ -122,11 +127,30 @@ def test_a_failed_vantage_is_inconclusive_never_pass(clean_lab: LabHandle) -> No
     assert report.exit_code == 3
 
 
-@pytest.mark.parametrize("perimeter", ["reject", "reset"])
+@pytest.mark.parametrize("perimeter", ["reject", "reset", "reset6"])
 def test_every_perimeter_mode_passes_the_clean_check(tmp_path: Path, perimeter: str) -> None:
     with lab(tmp_path, "mxp", FAULT_AGENTS, FAULT_SESSIONS, perimeter=perimeter) as handle:
         report = _check(handle.inventory_path)
     assert set(_verdicts(report).values()) == {Verdict.PASS}, _explain(report)
+
+
+def test_ipv4_only_container_networks_pass_the_clean_check(tmp_path: Path) -> None:
+    with lab(tmp_path, "mxv", FAULT_AGENTS, FAULT_SESSIONS, container_families="4") as handle:
+        report = _check(handle.inventory_path)
+        # The control: the same site judged over every family (no `families`) FAILs R2, so
+        # the PASS is the inventory's families at work, not a path that carries both.
+        r2 = prepare(POLICY, handle.inventory_path, rules=("R2",))
+        every = replace(r2.inventory, families=NO_FAMILIES)
+        unnarrowed = run_check(Prepared(r2.policy, every, compile_plan(r2.policy, every)))
+    assert set(_verdicts(report).values()) == {Verdict.PASS}, _explain(report)
+    narrowed = {
+        r.rule_id for r in report.rules for h in r.hops if any(f.skipped for f in h.families)
+    }
+    # R2: the proxy → agent published ports and agent → container; R8: VXLAN; R9/R10: the
+    # session networks. Deny rules are judged over every family whatever the inventory says.
+    assert narrowed == {"R2", "R8", "R9", "R10"}
+    assert report.exit_code == 0
+    assert _verdicts(unnarrowed) == {"R2": Verdict.FAIL}, _explain(unnarrowed)
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])

@@ -184,6 +184,7 @@ def build_lab(
             sessions=",".join(f"{s.mode}:{s.size}" for s in options.sessions),
             faults=tuple(f.name for f in options.faults),
             perimeter=str(options.perimeter),
+            container_families=",".join(map(str, options.container_families)),
             inventory=str(inventory),
             namespaces=len(topo.namespaces()),
             ssh_inventory=str(ssh_path or ""),
@@ -544,7 +545,8 @@ def _verify(topo: Topology) -> None:
     ]
     if topo.containers:
         c = topo.containers[0]
-        checks.append((topo.agent(c.agent).node.netns, c.addr.v6.ip, TTYD_PORT))
+        address = c.addr.v6.ip if topo.containers_v6 else c.addr.v4.ip
+        checks.append((topo.agent(c.agent).node.netns, address, TTYD_PORT))
     for netns, address, port in checks:
         deadline = time.monotonic() + 10
         result = tcp_connect(netns, str(address), port, timeout=2.0)

@@ -77,8 +77,21 @@ def up(
     ] = None,
     prefix: PrefixOpt = DEFAULT_PREFIX,
     perimeter: Annotated[
-        str, typer.Option("--perimeter", help="How the perimeter blocks: drop, reject or reset.")
+        str,
+        typer.Option(
+            "--perimeter",
+            help="How the perimeter blocks: drop, reject, reset, or reset6 (TCP reset over "
+            "IPv6, drop over IPv4).",
+        ),
     ] = "drop",
+    container_families: Annotated[
+        str,
+        typer.Option(
+            "--container-families",
+            help="Families of the container networks, published ports and overlay: 4,6 or 4 "
+            "(IPv4-only, as Docker's default; the inventory says so in `families`).",
+        ),
+    ] = "4,6",
     inventory: Annotated[
         Path | None,
         typer.Option(
@@ -109,7 +122,14 @@ def up(
 
     with _errors():
         options = LabOptions.create(
-            agents, sessions, tuple(fault or ()), prefix, perimeter, ssh, runtime
+            agents,
+            sessions,
+            tuple(fault or ()),
+            prefix,
+            perimeter,
+            ssh,
+            runtime,
+            container_families,
         )
 
         def say(msg: str) -> None:

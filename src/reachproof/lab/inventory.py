@@ -19,8 +19,11 @@ from dataclasses import replace
 
 from reachproof.inventory.model import (
     CONTAINER_ROLE,
+    NO_FAMILIES,
     App,
     ContainerInfo,
+    Families,
+    FamilyRule,
     Host,
     Inventory,
     Session,
@@ -196,7 +199,16 @@ def lab_inventory(
         sessions=tuple(sessions),
         apps=apps,
         tls_ca=tls_ca,
+        families=NO_FAMILIES if topo.containers_v6 else V4_CONTAINERS,
     )
+
+
+# `lab up --container-families 4`: what such a site's inventory says (docs/inventory.md).
+V4_CONTAINERS = Families(
+    default=FamilyRule((4, 6)),
+    classes=(("container", FamilyRule((4,))), ("cluster", FamilyRule((4,)))),
+    services=(("host-port-pool", FamilyRule((4,))), ("vxlan", FamilyRule((4,)))),
+)
 
 
 # The container's PATH: where its interpreter is found once `env -i` has cleared the rest.
@@ -236,5 +248,6 @@ def hosts_file_text(topo: Topology, c: Container) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     for peer in session.containers:
         lines.append(f"{peer.cluster.v4.ip}\t{peer.hostname}")
-        lines.append(f"{peer.cluster.v6.ip}\t{peer.hostname}")
+        if topo.containers_v6:
+            lines.append(f"{peer.cluster.v6.ip}\t{peer.hostname}")
     return "\n".join(lines) + "\n"

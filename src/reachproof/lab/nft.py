@@ -73,6 +73,12 @@ def _block(mode: Perimeter) -> list[str]:
         return ["drop"]
     if mode is Perimeter.REJECT:
         return ["reject with icmpx admin-prohibited"]
+    if mode is Perimeter.RESET6:
+        return [
+            "meta nfproto ipv6 meta l4proto tcp reject with tcp reset",
+            "meta nfproto ipv6 reject with icmpx admin-prohibited",
+            "drop",
+        ]
     # The reset comes from the firewall itself, so its TTL is the firewall's, not the target's.
     return ["meta l4proto tcp reject with tcp reset", "reject with icmpx admin-prohibited"]
 
@@ -174,10 +180,22 @@ def agent_ruleset(topo: Topology, agent: Agent, targets: FaultTargets) -> str:
             early += _both("", peer, f"udp dport {VXLAN_PORT} drop", "saddr")
             output += _both("", peer, f"udp dport {VXLAN_PORT} drop")
 
+    v4_only: list[str] = []
+    if not topo.containers_v6:
+        # Docker on a dual-stack host with IPv4-only networks: nothing of the containers,
+        # their published ports or the overlay's VXLAN goes over IPv6.
+        pool = f"{HOST_PORT_POOL[0]}-{HOST_PORT_POOL[1]}"
+        v4_only = [
+            f"meta nfproto ipv6 tcp dport {pool} drop",
+            f"meta nfproto ipv6 udp dport {VXLAN_PORT} drop",
+            'meta nfproto ipv6 iifname "docker0" drop',
+        ]
+        output += ['meta nfproto ipv6 oifname "docker0" drop']
     inp = [
         *early,
         *_STATEFUL,
         'iif "lo" accept',
+        *v4_only,
         "meta l4proto { icmp, ipv6-icmp } accept",
         # The management LAN (only what the perimeter lets through) and the other agents.
         f'iifname "eth0" ip saddr {{ {MGMT_NET.v4.network}, {COMP_NET.v4.network} }} accept',
@@ -188,6 +206,11 @@ def agent_ruleset(topo: Topology, agent: Agent, targets: FaultTargets) -> str:
     inp += _exposing_faults(topo)
 
     forward = [*_STATEFUL]
+    if not topo.containers_v6:
+        forward += [
+            'meta nfproto ipv6 iifname "docker0" drop',
+            'meta nfproto ipv6 oifname "docker0" drop',
+        ]
     broken = targets.appproxy_broken
     if topo.has_fault("appproxy-broken") and broken is not None and broken.agent == n:
         forward += _both("", broken.container.addr, f"tcp dport {APP_PORT} drop")
@@ -210,18 +233,23 @@ def agent_ruleset(topo: Topology, agent: Agent, targets: FaultTargets) -> str:
         if app.agent != n:
             continue
         c = app.container.addr
-        prerouting += [
+        prerouting.append(
             f"meta nfproto ipv4 fib daddr type local tcp dport {app.published_port} "
-            f"dnat ip to {c.v4.ip}:{app.container_port}",
-            f"meta nfproto ipv6 fib daddr type local tcp dport {app.published_port} "
-            f"dnat ip6 to [{c.v6.ip}]:{app.container_port}",
-        ]
+            f"dnat ip to {c.v4.ip}:{app.container_port}"
+        )
+        if topo.containers_v6:
+            prerouting.append(
+                f"meta nfproto ipv6 fib daddr type local tcp dport {app.published_port} "
+                f"dnat ip6 to [{c.v6.ip}]:{app.container_port}"
+            )
     postrouting = [
         f'oifname "eth0" ip saddr {agent.docker.v4.network} masquerade',
         f'oifname "eth0" ip6 saddr {agent.docker.v6.network} masquerade',
     ]
 
-    bridge: list[str] = []
+    # Bridged frames (the default bridge, session bridges, the overlay's VXLAN port) carry
+    # no IPv6 on IPv4-only container networks.
+    bridge: list[str] = [] if topo.containers_v6 else ["meta protocol ip6 drop"]
     if not (topo.has_fault("cross-session") and targets.cross_session_agent == n):
         bridge.append('iifname "vd*" oifname "vd*" drop')  # ICC off on the default bridge
     session = targets.bridge_filtered

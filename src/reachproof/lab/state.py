@@ -85,6 +85,7 @@ class LabState:
     ssh_inventory: str = ""  # with `lab up --ssh`
     ssh_inventory_sha256: str = ""
     runtime: str = "netns"
+    container_families: str = "4,6"  # `lab up --container-families`
     created: float = field(default_factory=time.time)
 
     def inventories(self) -> tuple[tuple[str, str], ...]:

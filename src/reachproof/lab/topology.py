@@ -66,6 +66,7 @@ class Perimeter(StrEnum):
     DROP = "drop"  # silence: the prober sees `filtered`
     REJECT = "reject"  # ICMP admin-prohibited: `prohibited`
     RESET = "reset"  # TCP RST from the firewall itself (its TTL gives it away); ICMP otherwise
+    RESET6 = "reset6"  # RESET over IPv6, DROP over IPv4: a perimeter whose families differ
 
 
 class Runtime(StrEnum):
@@ -90,6 +91,9 @@ class LabOptions:
     perimeter: Perimeter = Perimeter.DROP
     ssh: bool = False  # an sshd per host and a second inventory of ssh vantages (lab/sshd.py)
     runtime: Runtime = Runtime.NETNS
+    # The families the container networks (default bridges, session bridges, overlay), the
+    # published ports and VXLAN carry; (4,) is Docker's default on dual-stack hosts.
+    container_families: tuple[int, ...] = (4, 6)
 
     @classmethod
     def create(
@@ -101,6 +105,7 @@ class LabOptions:
         perimeter: str = "drop",
         ssh: bool = False,
         runtime: str = "netns",
+        container_families: str = "4,6",
     ) -> LabOptions:
         """Options from command-line style values; UsageError says what does not fit."""
         check_prefix(prefix)
@@ -108,12 +113,17 @@ class LabOptions:
             mode = Perimeter(perimeter)
         except ValueError as exc:
             raise UsageError(
-                f"--perimeter must be drop, reject or reset, not {perimeter!r}"
+                f"--perimeter must be drop, reject, reset or reset6, not {perimeter!r}"
             ) from exc
         try:
             kind = Runtime(runtime)
         except ValueError as exc:
             raise UsageError(f"--runtime must be netns or docker, not {runtime!r}") from exc
+        families = _families(container_families)
+        if kind is not Runtime.NETNS and families != (4, 6):
+            # The docker runtime's networks are Docker's own; only the netns runtime has the
+            # IPv4-only variant built and tested (tests/lab/test_check_matrix.py).
+            raise UsageError("--container-families 4 exists for --runtime netns only")
         known = {f.name: f for f in FAULTS}
         chosen: list[Fault] = []
         for name in faults:
@@ -129,11 +139,23 @@ class LabOptions:
                 )
             if known[name] not in chosen:
                 chosen.append(known[name])
-        return cls(agents, parse_sessions(sessions), tuple(chosen), prefix, mode, ssh, kind)
+        return cls(
+            agents, parse_sessions(sessions), tuple(chosen), prefix, mode, ssh, kind, families
+        )
 
     @property
     def fault_names(self) -> frozenset[str]:
         return frozenset(f.name for f in self.faults)
+
+
+def _families(text: str) -> tuple[int, ...]:
+    """`4` or `4,6` → (4,) / (4, 6): the container networks always carry IPv4."""
+    parts = {p.strip() for p in text.split(",") if p.strip()}
+    if parts == {"4"}:
+        return (4,)
+    if parts == {"4", "6"}:
+        return (4, 6)
+    raise UsageError(f"--container-families must be 4 or 4,6, not {text!r}")
 
 
 def check_prefix(prefix: str) -> None:
@@ -347,6 +369,11 @@ class Topology:
             *(a.node.netns for a in self.agents),
             *(() if self.docker else (c.netns for c in self.containers)),
         )
+
+    @property
+    def containers_v6(self) -> bool:
+        """Whether the container networks, published ports and VXLAN carry IPv6."""
+        return 6 in self.options.container_families
 
     def has_fault(self, name: str) -> bool:
         return name in self.options.fault_names

@@ -87,7 +87,9 @@ def test_placement_round_robin() -> None:
         ({"sessions": "single-node:0"}, "positive"),
         ({"sessions": "two-node:2"}, "single-node:N"),
         ({"faults": ["nope"]}, "unknown fault"),
-        ({"perimeter": "maybe"}, "drop, reject or reset"),
+        ({"perimeter": "maybe"}, "drop, reject, reset or reset6"),
+        ({"container_families": "6"}, "--container-families must be 4 or 4,6"),
+        ({"container_families": "4", "runtime": "docker"}, "for --runtime netns only"),
         ({"agents": 0}, "--agents"),
         ({"sessions": "single-node:1", "faults": ["cross-session"]}, "two sessions"),
         ({"sessions": "single-node:1,single-node:1", "faults": ["overlay-blocked"]}, "multi-node"),
@@ -99,13 +101,18 @@ def test_impossible_labs_are_usage_errors(kwargs: dict[str, object], message: st
         fault_targets(topo)
 
 
-@pytest.mark.parametrize("mode", ["drop", "reject", "reset"])
+@pytest.mark.parametrize("mode", ["drop", "reject", "reset", "reset6"])
 def test_perimeter_blocks_both_families_and_never_accepts_by_default(mode: str) -> None:
     text = perimeter_ruleset(_topo(perimeter=mode))
     assert "ip daddr 10.0.1.10 tcp dport 443 accept" in text
     assert "ip6 daddr fd00:1::10 tcp dport 443 accept" in text
     assert "ip6 daddr fd00:1::12 tcp dport { 10200, 10205-10300 } accept" in text
-    block = {"drop": "drop", "reject": "icmpx admin-prohibited", "reset": "tcp reset"}[mode]
+    block = {
+        "drop": "drop",
+        "reject": "icmpx admin-prohibited",
+        "reset": "tcp reset",
+        "reset6": "meta nfproto ipv6 meta l4proto tcp reject with tcp reset",
+    }[mode]
     internet = text.split("chain from_internet")[1].split("chain ")[0]
     assert block in internet
     assert "10.0.2.0/24" not in internet
@@ -222,3 +229,45 @@ def test_hosts_file_lists_the_session_on_its_cluster_network() -> None:
     text = hosts_file_text(topo, topo.sessions[1].containers[0])
     assert "10.200.2.4\tsub2" in text and "fd00:200:2::4\tsub2" in text
     assert "10.200.1." not in text
+
+
+def test_reset6_resets_over_ipv6_and_drops_ipv4() -> None:
+    text = perimeter_ruleset(_topo(perimeter="reset6"))
+    internet = text.split("chain from_internet")[1].split("chain ")[0]
+    rules = [line.strip() for line in internet.splitlines()]
+    assert [r for r in rules if r not in ("", "{", "}")][-3:] == [
+        "meta nfproto ipv6 meta l4proto tcp reject with tcp reset",
+        "meta nfproto ipv6 reject with icmpx admin-prohibited",
+        "drop",
+    ]
+
+
+def test_ipv4_only_containers_carry_no_ipv6_and_the_inventory_says_so() -> None:
+    topo = _topo(container_families="4")
+    text = agent_ruleset(topo, topo.agents[0], fault_targets(topo))
+    assert "dnat ip to 172.17.1.2:8080" in text
+    assert "dnat ip6" not in text
+    assert "meta nfproto ipv6 tcp dport 30000-31000 drop" in text
+    assert "meta nfproto ipv6 udp dport 4789 drop" in text
+    assert "meta protocol ip6 drop" in text  # bridged frames: bridges and the overlay
+    assert 'meta nfproto ipv6 oifname "docker0" drop' in text
+    inventory = parse_inventory(dump_inventory(lab_inventory(topo, fault_targets(topo))))
+    assert inventory.families.lookup("cluster", ()) is not None
+    assert [f for f in ("container", "cluster") if inventory.families.lookup(f, ())] == [
+        "container",
+        "cluster",
+    ]
+    pool = inventory.families.lookup("service", ("host-port-pool",))
+    assert pool is not None and pool.families == (4,)
+    default = inventory.families.lookup("service", ("agent-rpc",))
+    assert default is not None and default.families == (4, 6)
+    c = topo.containers[0]
+    assert str(c.cluster.v6.ip) not in hosts_file_text(topo, c)
+    assert str(c.cluster.v4.ip) in hosts_file_text(topo, c)
+
+
+def test_dual_stack_containers_are_the_default() -> None:
+    topo = _topo()
+    assert topo.containers_v6
+    inventory = lab_inventory(topo, fault_targets(topo))
+    assert inventory.families.lookup("cluster", ()) is None
