@@ -18,6 +18,7 @@ from labkit import lab, require_lab
 
 from reachproof.lab.build import LabHandle
 from reachproof.lab.netns import socket_in_netns
+from reachproof.lab.nft import apply_ruleset
 
 # The worker's test client lives with the unit tests of the worker.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "worker"))
@@ -61,6 +62,31 @@ def test_firewall_resets_are_prohibited_not_closed(reset_lab: LabHandle, family:
     assert set(port_states(result).values()) == {("prohibited", "reset-by-firewall")}
     assert record_of(result, 6001)["ttl"] == 64
     assert "expired at router" in detail(result, "hop-attribution")[0]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_resets_nobody_can_place_are_undecided_not_closed(
+    reset_lab: LabHandle, family: int
+) -> None:
+    """The perimeter sends no time-exceeded (as a router whose ICMP budget is spent) and
+    rejects echo requests: the resets stay unplaced, so `attribution-undecided`, never
+    `closed`. Costs the trace's paced retries, about 6 s per family."""
+    topo = reset_lab.topology
+    addr = topo.agents[0].node.addr
+    agent = str(addr.v4.ip if family == 4 else addr.v6.ip)
+    quiet = (
+        "table inet rpquiet {\n\tchain output {\n"
+        "\t\ttype filter hook output priority filter; policy accept;\n"
+        "\t\ticmp type time-exceeded drop\n\t\ticmpv6 type time-exceeded drop\n\t}\n}\n"
+    )
+    apply_ruleset(topo.fw_netns, quiet)
+    try:
+        with worker_in(topo.user.netns) as worker:
+            result = worker.probe("tcp-syn", agent, [(6001, 6001)], timeout=0.5)
+    finally:
+        apply_ruleset(topo.fw_netns, "delete table inet rpquiet\n")
+    assert port_states(result) == {6001: ("error", "attribution-undecided")}
+    assert "attribution-undecided" in detail(result, "hop-attribution")[0]
 
 
 def test_a_reset_next_to_the_targets_own_syn_ack(reset_lab: LabHandle) -> None:

@@ -106,8 +106,10 @@ async def _run_vantage(
         return _errors(specs, f"vantage {name!r} is not in the inventory")
     nmap_specs: list[ProbeSpec] = []
     if options.engine is TcpEngine.NMAP:
-        nmap_specs = [s for s in specs if s.kind is ProbeKind.TCP]
-        specs = [s for s in specs if s.kind is not ProbeKind.TCP]
+        # Probes by hostname stay with the worker: it resolves them at the vantage.
+        nmap_specs = [s for s in specs if s.kind is ProbeKind.TCP and s.resolve is None]
+        handed = {s.id for s in nmap_specs}
+        specs = [s for s in specs if s.id not in handed]
     jobs = []
     if nmap_specs:
         from reachproof.engine.nmap import run_nmap

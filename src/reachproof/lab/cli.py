@@ -184,6 +184,7 @@ def status(prefix: PrefixOpt = DEFAULT_PREFIX) -> None:
             table.add_row("runtime", state.runtime)
             table.add_row("faults", ", ".join(state.faults) or "none")
             table.add_row("perimeter", state.perimeter)
+            table.add_row("container families", state.container_families)
             table.add_row("inventory", state.inventory)
             if state.ssh_inventory:
                 table.add_row("ssh inventory", state.ssh_inventory)
