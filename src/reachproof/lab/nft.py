@@ -190,7 +190,6 @@ def agent_ruleset(topo: Topology, agent: Agent, targets: FaultTargets) -> str:
             f"meta nfproto ipv6 udp dport {VXLAN_PORT} drop",
             'meta nfproto ipv6 iifname "docker0" drop',
         ]
-        output += ['meta nfproto ipv6 oifname "docker0" drop']
     inp = [
         *early,
         *_STATEFUL,

@@ -250,7 +250,7 @@ def test_ipv4_only_containers_carry_no_ipv6_and_the_inventory_says_so() -> None:
     assert "meta nfproto ipv6 tcp dport 30000-31000 drop" in text
     assert "meta nfproto ipv6 udp dport 4789 drop" in text
     assert "meta protocol ip6 drop" in text  # bridged frames: bridges and the overlay
-    assert 'meta nfproto ipv6 oifname "docker0" drop' in text
+    assert 'meta nfproto ipv6 oifname "docker0" drop' in text  # routed, not the agent's own
     inventory = parse_inventory(dump_inventory(lab_inventory(topo, fault_targets(topo))))
     assert inventory.families.lookup("cluster", ()) is not None
     assert [f for f in ("container", "cluster") if inventory.families.lookup(f, ())] == [
