@@ -117,6 +117,7 @@ class ScopeKind(StrEnum):
     WITHIN_SESSION = "within session"  # pairs containers of the same session
     ACROSS_SESSIONS = "across sessions"  # pairs containers of different sessions
     WITHIN_AGENT = "within agent"  # pairs an agent with its own containers (or co-located ones)
+    ACROSS_AGENTS = "across agents"  # pairs a container with every other agent (and its containers)
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,6 @@ class _Checker:
         services: dict[str, Pos] = {}
         for service in policy.services:
             yield from self._duplicate("service", service.name, services)
-            if not service.items:
-                yield self._error(service.pos, f"service '{service.name.text}' has no ports")
             for item in service.items:
                 yield from self._port_item(item)
             if service.sample is not None and service.sample < 1:
@@ -260,8 +258,7 @@ class _Checker:
         elif not any(self._is_container(e) for e in stmt.chain):
             yield self._error(
                 where,
-                f"'within agent' pairs an agent with its containers: one end must be "
-                f"'{CONTAINER_ROLE}'",
+                f"'{scope.kind}' pairs containers with agents: one end must be '{CONTAINER_ROLE}'",
             )
 
     def _is_container(self, endpoint: Endpoint) -> bool:

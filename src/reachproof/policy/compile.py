@@ -521,6 +521,10 @@ def _paired(source: Host, target: Host, scope: Scope | None, modes: dict[str, Se
     if scope is None:
         return True
     s, t = source.container, target.container
+    if scope.kind is ScopeKind.ACROSS_AGENTS:
+        if s is None and t is None:
+            return False
+        return not _paired(source, target, Scope(ScopeKind.WITHIN_AGENT), modes)
     if scope.kind is ScopeKind.WITHIN_AGENT:
         if s is not None and t is not None:
             return s.agent == t.agent

@@ -355,4 +355,6 @@ def _scope(tree: Tree[Token]) -> Scope:
         return Scope(ScopeKind.WITHIN_SESSION, mode, pos)
     if tree.data == "across_sessions":
         return Scope(ScopeKind.ACROSS_SESSIONS, None, pos)
+    if tree.data == "across_agents":
+        return Scope(ScopeKind.ACROSS_AGENTS, None, pos)
     return Scope(ScopeKind.WITHIN_AGENT, None, pos)

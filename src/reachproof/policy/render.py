@@ -51,7 +51,7 @@ def render_policy(policy: Policy) -> str:
         width = max(len(s.name.text) for s in policy.services)
         lines = []
         for service in policy.services:
-            items = ", ".join(_port_item(i) for i in service.items)
+            items = ", ".join(_port_item(i) for i in service.items) or "none"
             sample = f" sample {service.sample}" if service.sample is not None else ""
             lines.append(f"service {service.name.text:<{width}} = {items}{sample}")
         blocks.append(lines)

@@ -50,6 +50,8 @@ _WORDING: dict[str, str] = {
     "_SESSION": "'session'",
     "_SESSIONS": "'sessions'",
     "_AGENT": "'agent'",
+    "_AGENTS": "'agents'",
+    "_NONE": "'none'",
     "_FROM": "'from'",
     "_VIA": "'via'",
     "_TO": "'to'",

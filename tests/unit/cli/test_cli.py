@@ -28,7 +28,7 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def test_lint_accepts_the_shipped_policy() -> None:
     result = run("policy", "lint", POLICY)
     assert result.returncode == 0, result.stderr
-    assert "15 rules" in result.stdout
+    assert "16 rules" in result.stdout
 
 
 def test_lint_warnings_keep_exit_0_with_file_line_and_column(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_plan_json_covers_every_rule_over_both_families() -> None:
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     rule_ids = {r["id"] for r in plan["rules"]}
-    assert rule_ids == {f"R{n}" for n in range(1, 16)}
+    assert rule_ids == {f"R{n}" for n in range(1, 17)}
     covered = {s["rule"] for s in plan["specs"]}
     assert covered - {"liveness"} == rule_ids
     # every deny target address has a planned witness

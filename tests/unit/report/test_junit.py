@@ -48,8 +48,8 @@ def test_a_case_per_hop_and_the_counts_add_up() -> None:
     assert suite.get("errors") == str(len(suite.findall("testcase/error")))
     names = [c.get("name", "") for c in cases]
     assert (
-        "R3 User → Agent (direct access) MUST BE BLOCKED / hop 1: deny user → agent:any-tcp"
-        in names
+        "R3 User → Agent (direct access) MUST BE BLOCKED / hop 1: "
+        "deny user → agent:any-tcp except agent:direct-access" in names
     )
     assert {c.get("classname") for c in cases if c.get("name", "").startswith("R3 ")} == {
         "backend-ai.R3"
