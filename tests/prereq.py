@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Sequence
 from importlib.util import find_spec
 
@@ -37,3 +38,11 @@ def require_or_skip(reason: str | None) -> None:
 
 def require(root: bool = False, programs: Sequence[str] = (), modules: Sequence[str] = ()) -> None:
     require_or_skip(missing(root, programs, modules))
+
+
+def interruptible() -> None:
+    """A `preexec_fn` for a child that a test interrupts with SIGINT: the default action
+    restored, so Python installs its KeyboardInterrupt handler. A test run started in the
+    background of a non-interactive shell inherits SIGINT ignored, and an ignored signal stays
+    ignored across exec, so the child would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

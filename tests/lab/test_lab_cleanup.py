@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from labkit import poll, require_lab, state, unique_prefix
 
+from prereq import interruptible
 from reachproof.errors import LabError
 from reachproof.lab.build import LabHandle, build_lab
 from reachproof.lab.netns import ETC_NETNS_DIR, Connect, list_netns
@@ -149,6 +150,7 @@ def test_interrupted_up_removes_what_it_made() -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     try:
         # Interrupt while namespaces are being created and wired, as a terminal's Ctrl-C does.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prereq import require
+from prereq import interruptible, require
 
 POLICY = """policy "loopback"
 role user, target
@@ -80,7 +80,11 @@ def test_ctrl_c_during_check_exits_130_and_leaves_nothing(
     command += ["-i", str(tmp_path / "lo.yaml"), "--engine", engine, "--pps", "500"]
     command += ["--evidence", "-o", str(out)]  # 65535 ports at 500/s: minutes, unless stopped
     proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=interruptible,
     )
     workers: list[int] = []
     try:
